@@ -1,0 +1,103 @@
+// Activation functions σ and their derivatives σ'.
+//
+// Derivatives are taken from the stored activation A = σ(Z), never from Z, so
+// the forward pass can overwrite Z with A:
+//   sigmoid' = A(1 − A), tanh' = 1 − A², relu' = [A > 0] (0 at 0),
+//   leaky_relu' = 1 if A > 0 else 0.01 (A > 0 exactly when Z > 0), identity' = 1.
+// softmax is only an output activation and is differentiated together with
+// cross-entropy (see losses.hpp).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "types.hpp"
+
+namespace backprop {
+
+enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax };
+
+constexpr double kLeakyReluSlope = 0.01;
+
+inline Activation activation_from_name(const std::string& name) {
+  if (name == "identity") return Activation::identity;
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "relu") return Activation::relu;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "softmax") return Activation::softmax;
+  throw std::invalid_argument("unknown activation '" + name + "'");
+}
+
+// Z ← σ(Z + b 1ᵀ) in one pass over each column. Z: n × B, b: n.
+template <class T>
+void add_bias_and_activate(Activation act, MatrixMap<T>& Z, const ConstVectorMap<T>& b) {
+  const auto bias = b.array();
+  const Index B = Z.cols();
+  switch (act) {
+    case Activation::identity:
+      for (Index j = 0; j < B; ++j) Z.col(j).array() += bias;
+      break;
+    case Activation::sigmoid:
+      for (Index j = 0; j < B; ++j) {
+        auto z = Z.col(j).array();
+        z = T(1) / (T(1) + (-(z + bias)).exp());
+      }
+      break;
+    case Activation::tanh:
+      for (Index j = 0; j < B; ++j) {
+        auto z = Z.col(j).array();
+        z = (z + bias).tanh();
+      }
+      break;
+    case Activation::relu:
+      for (Index j = 0; j < B; ++j) {
+        auto z = Z.col(j).array();
+        z = (z + bias).max(T(0));
+      }
+      break;
+    case Activation::leaky_relu:
+      for (Index j = 0; j < B; ++j) {
+        auto z = Z.col(j).array();
+        z += bias;
+        z = (z > T(0)).select(z, T(kLeakyReluSlope) * z);
+      }
+      break;
+    case Activation::softmax:
+      // Shift by the column maximum so exp never overflows.
+      for (Index j = 0; j < B; ++j) {
+        auto z = Z.col(j).array();
+        z += bias;
+        z = (z - z.maxCoeff()).exp();
+        z /= z.sum();
+      }
+      break;
+  }
+}
+
+// D ← D ⊙ σ'(Z), with σ' computed from A = σ(Z). A, D: n × B.
+template <class T>
+void multiply_by_derivative(Activation act, const MatrixMap<T>& A, MatrixMap<T>& D) {
+  auto a = A.array();
+  auto d = D.array();
+  switch (act) {
+    case Activation::identity:
+      break;
+    case Activation::sigmoid:
+      d *= a * (T(1) - a);
+      break;
+    case Activation::tanh:
+      d *= T(1) - a.square();
+      break;
+    case Activation::relu:
+      d = (a > T(0)).select(d, T(0));
+      break;
+    case Activation::leaky_relu:
+      d = (a > T(0)).select(d, T(kLeakyReluSlope) * d);
+      break;
+    case Activation::softmax:
+      throw std::logic_error("softmax is differentiated only together with cross_entropy");
+  }
+}
+
+}  // namespace backprop

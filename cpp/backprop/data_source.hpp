@@ -1,0 +1,47 @@
+// Read-only access to a caller's 2-D array of samples (rows) with any strides,
+// and gathering of rows into a batch (samples as columns).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "types.hpp"
+
+namespace backprop {
+
+template <class T>
+struct DataSource {
+  const T* data = nullptr;
+  std::ptrdiff_t row_stride = 0;  // in elements; may be negative
+  std::ptrdiff_t col_stride = 1;  // in elements
+  Index rows = 0, cols = 0;
+
+  bool c_contiguous() const { return col_stride == 1 && row_stride == cols; }
+  const T* row(Index i) const { return data + i * row_stride; }
+};
+
+// dst (cols, contiguous) ← row i of src.
+template <class T>
+void copy_row(const DataSource<T>& src, Index i, T* dst) {
+  const T* row = src.row(i);
+  if (src.col_stride == 1) {
+    std::memcpy(dst, row, sizeof(T) * static_cast<std::size_t>(src.cols));
+  } else {
+    for (Index k = 0; k < src.cols; ++k) dst[k] = row[k * src.col_stride];
+  }
+}
+
+// dst (cols × count, col-major): column j ← row index[j] of src.
+template <class T>
+void gather_rows(const DataSource<T>& src, const std::int64_t* index, Index count, T* dst) {
+  for (Index j = 0; j < count; ++j) copy_row(src, index[j], dst + j * src.cols);
+}
+
+// dst (cols × count, col-major): column j ← row first + j of src.
+template <class T>
+void copy_rows(const DataSource<T>& src, Index first, Index count, T* dst) {
+  for (Index j = 0; j < count; ++j) copy_row(src, first + j, dst + j * src.cols);
+}
+
+}  // namespace backprop

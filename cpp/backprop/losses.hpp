@@ -1,0 +1,119 @@
+// Losses, summed over output units, and the output delta δ^(L).
+//
+//   mse:                  L = ½‖a − y‖²,  δ = (a − y) ⊙ σ'(z)
+//   cross_entropy:        L = −Σ_k y_k log softmax(z)_k = Σ_k y_k (lse(z) − z_k),
+//                         δ = softmax(z) − y   (fused; output must be softmax)
+//   binary_cross_entropy: L = Σ_k max(z_k, 0) − z_k y_k + log1p(exp(−|z_k|)),
+//                         δ = sigmoid(z) − y   (fused; output must be sigmoid)
+// The fused forms work on the logits z, so no log(0) or overflowing exp occurs.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "activations.hpp"
+#include "types.hpp"
+
+namespace backprop {
+
+enum class Loss { mse, cross_entropy, binary_cross_entropy };
+
+inline Loss loss_from_name(const std::string& name) {
+  if (name == "mse") return Loss::mse;
+  if (name == "cross_entropy") return Loss::cross_entropy;
+  if (name == "binary_cross_entropy") return Loss::binary_cross_entropy;
+  throw std::invalid_argument("unknown loss '" + name + "'");
+}
+
+// True when the loss reads the output layer's logits Z^(L) rather than A^(L).
+inline bool loss_reads_logits(Loss loss) { return loss != Loss::mse; }
+
+// The targets of one batch, samples as columns. Exactly one pointer is set.
+template <class T>
+struct BatchTargets {
+  const std::int64_t* labels = nullptr;  // B class indices (cross_entropy)
+  const T* dense = nullptr;              // n_out × B col-major target rows
+};
+
+struct LossStats {
+  double loss_sum = 0.0;   // Σ over the batch of the per-sample loss
+  double n_correct = 0.0;  // classifications right (argmax, or per unit at 0.5)
+};
+
+// The output stage of one batch. On entry `out` (n_out × B) holds Z^(L) when
+// loss_reads_logits(loss), else A^(L). On exit it holds A^(L). When `delta` is
+// given, δ^(L) · scale is written into it (scale = 1/B turns sums into means).
+template <class T>
+LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
+                      const BatchTargets<T>& y, MatrixMap<T>* delta, T scale) {
+  LossStats stats;
+  const Index n_out = out.rows(), B = out.cols();
+  switch (loss) {
+    case Loss::mse: {
+      ConstMatrixMap<T> Y(y.dense, n_out, B);
+      for (Index j = 0; j < B; ++j) stats.loss_sum += 0.5 * double((out.col(j) - Y.col(j)).squaredNorm());
+      if (delta) {
+        delta->noalias() = (out - Y) * scale;
+        multiply_by_derivative(out_act, out, *delta);
+      }
+      break;
+    }
+    case Loss::cross_entropy: {
+      for (Index j = 0; j < B; ++j) {
+        auto z = out.col(j);
+        Index predicted;
+        const T z_max = z.maxCoeff(&predicted);
+        T target_dot_z, target_sum;  // Σ_k y_k z_k and Σ_k y_k
+        bool right;
+        if (y.labels) {
+          target_dot_z = z(y.labels[j]);
+          target_sum = T(1);
+          right = predicted == y.labels[j];
+        } else {
+          ConstVectorMap<T> t(y.dense + j * n_out, n_out);
+          target_dot_z = t.dot(z);
+          target_sum = t.sum();
+          Index wanted;
+          t.maxCoeff(&wanted);
+          right = predicted == wanted;
+        }
+        z.array() = (z.array() - z_max).exp();
+        const T sum_exp = z.sum();
+        const T lse = z_max + std::log(sum_exp);
+        stats.loss_sum += double(lse * target_sum - target_dot_z);
+        stats.n_correct += right ? 1.0 : 0.0;
+        z /= sum_exp;  // softmax
+        if (delta) {
+          auto d = delta->col(j);
+          if (y.labels) {
+            d = z * scale;
+            d(y.labels[j]) -= scale;
+          } else {
+            d = (z - ConstVectorMap<T>(y.dense + j * n_out, n_out)) * scale;
+          }
+        }
+      }
+      break;
+    }
+    case Loss::binary_cross_entropy: {
+      ConstMatrixMap<T> Y(y.dense, n_out, B);
+      for (Index j = 0; j < B; ++j) {
+        for (Index k = 0; k < n_out; ++k) {
+          const T z = out(k, j), t = Y(k, j);
+          stats.loss_sum += double(std::max(z, T(0)) - z * t + std::log1p(std::exp(-std::abs(z))));
+          stats.n_correct += ((z > T(0)) == (t > T(0.5))) ? 1.0 : 0.0;
+          const T a = T(1) / (T(1) + std::exp(-z));
+          out(k, j) = a;
+          if (delta) (*delta)(k, j) = (a - t) * scale;
+        }
+      }
+      break;
+    }
+  }
+  return stats;
+}
+
+}  // namespace backprop

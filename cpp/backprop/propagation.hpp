@@ -1,0 +1,83 @@
+// Whole-network forward and backward passes over one batch, on preallocated
+// buffers (samples as columns, see types.hpp).
+#pragma once
+
+#include <vector>
+
+#include "architecture.hpp"
+#include "dense_layer.hpp"
+#include "losses.hpp"
+#include "types.hpp"
+
+namespace backprop {
+
+// Buffers for batches of up to `capacity` samples: the activations A^(0..L)
+// and two ping-pong delta buffers. Allocated once, reused for every batch.
+template <class T>
+class Workspace {
+ public:
+  Workspace(const Architecture& arch, Index capacity) : arch_(arch), capacity_(capacity) {
+    for (Index l = 0; l <= arch.n_layers(); ++l)
+      activations_.emplace_back(static_cast<std::size_t>(size(l) * capacity));
+    for (auto& d : deltas_) d.resize(static_cast<std::size_t>(arch.max_width() * capacity));
+  }
+
+  Index capacity() const { return capacity_; }
+  // A^(l) for a batch of B samples: size(l) × B; A^(0) is the input.
+  T* activation_data(Index l) { return activations_[l].data(); }
+  MatrixMap<T> activation(Index l, Index B) { return MatrixMap<T>(activations_[l].data(), size(l), B); }
+  // δ^(l) lives in buffer l % 2, so δ^(l) and δ^(l-1) never share one.
+  MatrixMap<T> delta(Index l, Index B) { return MatrixMap<T>(deltas_[l % 2].data(), size(l), B); }
+
+ private:
+  Index size(Index l) const { return l == 0 ? arch_.n_inputs() : arch_.n_out(l - 1); }
+
+  const Architecture& arch_;
+  Index capacity_;
+  std::vector<std::vector<T>> activations_;
+  std::vector<T> deltas_[2];
+};
+
+// Runs layers 1..L on `input` (n_0 × B). The output lands in `ws.activation(L, B)`
+// and holds logits if `stop_at_logits` and the loss reads them, else A^(L).
+template <class T>
+void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
+                  Workspace<T>& ws, bool stop_at_logits) {
+  const Index L = arch.n_layers(), B = input.cols();
+  for (Index l = 0; l < L; ++l) {
+    MatrixMap<T> out = ws.activation(l + 1, B);
+    Activation act = arch.activation(l);
+    if (l == L - 1 && stop_at_logits && loss_reads_logits(arch.loss())) act = Activation::identity;
+    if (l == 0) {
+      dense_forward(arch.W(params, l), arch.b(params, l), act, input, out);
+    } else {
+      ConstMatrixMap<T> prev(ws.activation_data(l), arch.n_in(l), B);
+      dense_forward(arch.W(params, l), arch.b(params, l), act, prev, out);
+    }
+  }
+}
+
+// From δ^(L) in ws.delta(L, B), writes ∂R/∂W, ∂R/∂b of every layer into the
+// flat `grads` (added to it with `accumulate`). Needs the activations that
+// forward_pass left in `ws`, and the same `input`.
+template <class T>
+void backward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
+                   Workspace<T>& ws, T* grads, bool accumulate) {
+  const Index L = arch.n_layers(), B = input.cols();
+  for (Index l = L - 1; l >= 0; --l) {
+    MatrixMap<T> D = ws.delta(l + 1, B);
+    WeightMap<T> dW = arch.W(grads, l);
+    VectorMap<T> db = arch.b(grads, l);
+    if (l == 0) {
+      dense_parameter_gradients(D, input, dW, db, accumulate);
+    } else {
+      ConstMatrixMap<T> A_prev(ws.activation_data(l), arch.n_in(l), B);
+      dense_parameter_gradients(D, A_prev, dW, db, accumulate);
+      MatrixMap<T> D_prev = ws.delta(l, B);
+      dense_input_gradient(arch.W(params, l), D, D_prev);
+      multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B), D_prev);
+    }
+  }
+}
+
+}  // namespace backprop

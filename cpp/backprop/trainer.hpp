@@ -1,0 +1,190 @@
+// The loops that run over a whole data set: training epochs, inference,
+// evaluation and full-data gradients. Nothing here allocates per batch.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "architecture.hpp"
+#include "data_source.hpp"
+#include "losses.hpp"
+#include "optimizers.hpp"
+#include "propagation.hpp"
+#include "types.hpp"
+
+namespace backprop {
+
+// Targets for a whole data set, one row per sample: class labels or dense rows.
+template <class T>
+struct TargetSource {
+  const std::int64_t* labels = nullptr;  // n_samples class indices, or
+  DataSource<T> dense;                    // n_samples × n_out rows
+};
+
+// Chunk size for passes that need no shuffling: bounds the workspace.
+constexpr Index kInferenceChunk = 1024;
+
+namespace detail {
+
+// Batch targets for samples index[0..B) (or first..first+B when index is null),
+// gathered into the caller's buffers.
+template <class T>
+BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* index, Index first, Index B,
+                               std::vector<std::int64_t>& label_buf, std::vector<T>& dense_buf) {
+  BatchTargets<T> batch;
+  if (y.labels) {
+    for (Index j = 0; j < B; ++j) label_buf[j] = y.labels[index ? index[j] : first + j];
+    batch.labels = label_buf.data();
+  } else {
+    if (index)
+      gather_rows(y.dense, index, B, dense_buf.data());
+    else
+      copy_rows(y.dense, first, B, dense_buf.data());
+    batch.dense = dense_buf.data();
+  }
+  return batch;
+}
+
+// The input of a sequential chunk: mapped in place when X is C-contiguous,
+// copied into A^(0) of the workspace otherwise.
+template <class T>
+ConstMatrixMap<T> sequential_input(const DataSource<T>& X, Index first, Index B, Workspace<T>& ws) {
+  if (X.c_contiguous()) return ConstMatrixMap<T>(X.row(first), X.cols, B);
+  copy_rows(X, first, B, ws.activation_data(0));
+  return ConstMatrixMap<T>(ws.activation_data(0), X.cols, B);
+}
+
+template <class T>
+bool all_finite(const T* x, Index n) {
+  T probe = 0;  // x·0 is 0 for finite x and NaN for inf/NaN
+#pragma omp simd reduction(+ : probe)
+  for (Index i = 0; i < n; ++i) probe += x[i] * T(0);
+  return probe == T(0);
+}
+
+}  // namespace detail
+
+// out (n_samples × n_out, C-order) ← A^(L) for every row of X.
+template <class T>
+void predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out) {
+  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
+  const Index n_out = arch.n_outputs();
+  for (Index first = 0; first < X.rows; first += kInferenceChunk) {
+    const Index B = std::min(kInferenceChunk, X.rows - first);
+    forward_pass(arch, params, detail::sequential_input(X, first, B, ws), ws, false);
+    MatrixMap<T>(out + first * n_out, n_out, B) = ws.activation(arch.n_layers(), B);
+  }
+}
+
+// Loss and correct classifications summed over the data set (no gradients).
+template <class T>
+LossStats evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
+                   const TargetSource<T>& y) {
+  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
+  std::vector<std::int64_t> label_buf(ws.capacity());
+  std::vector<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  LossStats total;
+  for (Index first = 0; first < X.rows; first += kInferenceChunk) {
+    const Index B = std::min(kInferenceChunk, X.rows - first);
+    forward_pass(arch, params, detail::sequential_input(X, first, B, ws), ws, true);
+    MatrixMap<T> out = ws.activation(arch.n_layers(), B);
+    const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
+    const LossStats s = output_loss<T>(arch.loss(), arch.activation(arch.n_layers() - 1), out, batch, nullptr, T(1));
+    total.loss_sum += s.loss_sum;
+    total.n_correct += s.n_correct;
+  }
+  return total;
+}
+
+// grads ← ∂R/∂θ with R the mean loss over all of X; returns R.
+template <class T>
+double full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X,
+                      const TargetSource<T>& y, T* grads) {
+  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
+  std::vector<std::int64_t> label_buf(ws.capacity());
+  std::vector<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  const T scale = T(1.0 / double(X.rows));
+  double loss_sum = 0.0;
+  for (Index first = 0; first < X.rows; first += kInferenceChunk) {
+    const Index B = std::min(kInferenceChunk, X.rows - first);
+    const ConstMatrixMap<T> input = detail::sequential_input(X, first, B, ws);
+    forward_pass(arch, params, input, ws, true);
+    MatrixMap<T> out = ws.activation(arch.n_layers(), B);
+    MatrixMap<T> delta = ws.delta(arch.n_layers(), B);
+    const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
+    loss_sum += output_loss(arch.loss(), arch.activation(arch.n_layers() - 1), out, batch, &delta, scale).loss_sum;
+    backward_pass(arch, params, input, ws, grads, first > 0);
+  }
+  return loss_sum / double(X.rows);
+}
+
+enum class EpochStatus { completed, interrupted, nonfinite_loss, nonfinite_gradient };
+
+struct EpochResult {
+  EpochStatus status = EpochStatus::completed;
+  Index batches_done = 0;   // optimizer steps taken
+  Index samples_done = 0;   // samples in those steps
+  double loss_sum = 0.0;    // Σ per-sample loss over those samples (before each step)
+  double n_correct = 0.0;
+  std::vector<double> weight_grad_norm_sums;  // per layer Σ_batches ‖∂R/∂W‖_F (if recorded)
+};
+
+// One epoch of mini-batch training over the samples in `order` (a permutation
+// chosen by the caller). Stops early, before the offending step, when a loss
+// or gradient is not finite, and after a completed step when `should_stop`
+// (polled between batches) says so. Parameters and optimizer state are
+// updated in place, so they always hold the last completed step.
+template <class T>
+EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConfig& config,
+                        OptimizerState<T>& state, const DataSource<T>& X, const TargetSource<T>& y,
+                        const std::int64_t* order, Index n, Index batch_size, bool record_grad_norms,
+                        const std::function<bool()>& should_stop) {
+  const Index capacity = std::min(batch_size, n);
+  Workspace<T> ws(arch, capacity);
+  std::vector<T> grads(static_cast<std::size_t>(arch.n_params()));
+  std::vector<std::int64_t> label_buf(capacity);
+  std::vector<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
+  const Index L = arch.n_layers();
+
+  EpochResult result;
+  if (record_grad_norms) result.weight_grad_norm_sums.assign(L, 0.0);
+  for (Index first = 0; first < n; first += batch_size) {
+    const Index B = std::min(batch_size, n - first);
+    const std::int64_t* index = order + first;
+    gather_rows(X, index, B, ws.activation_data(0));
+    const ConstMatrixMap<T> input(ws.activation_data(0), X.cols, B);
+    const auto batch = detail::gather_targets(y, index, 0, B, label_buf, dense_buf);
+
+    forward_pass(arch, params, input, ws, true);
+    MatrixMap<T> out = ws.activation(L, B);
+    MatrixMap<T> delta = ws.delta(L, B);
+    const LossStats s = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
+    if (!std::isfinite(s.loss_sum)) {
+      result.status = EpochStatus::nonfinite_loss;
+      return result;
+    }
+    backward_pass(arch, params, input, ws, grads.data(), false);
+    if (!detail::all_finite(grads.data(), arch.n_params())) {
+      result.status = EpochStatus::nonfinite_gradient;
+      return result;
+    }
+    if (record_grad_norms)
+      for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
+
+    optimizer_step(arch, config, state, params, grads.data());
+    result.batches_done += 1;
+    result.samples_done += B;
+    result.loss_sum += s.loss_sum;
+    result.n_correct += s.n_correct;
+    if (first + B < n && should_stop()) {
+      result.status = EpochStatus::interrupted;
+      return result;
+    }
+  }
+  return result;
+}
+
+}  // namespace backprop

@@ -1,0 +1,307 @@
+// backprop._core: the pybind11 module. Conversion, checks with clear
+// messages, and GIL release; all math lives in cpp/backprop/.
+//
+// The Python package validates user input once; these checks are the last
+// line that keeps anything reachable from Python from touching memory it
+// should not (shapes, dtypes, strides, index ranges).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/numpy.h>
+
+#include <Eigen/Core>
+
+#include <chrono>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backprop/architecture.hpp"
+#include "backprop/optimizers.hpp"
+#include "backprop/trainer.hpp"
+
+namespace py = pybind11;
+using namespace backprop;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& message) { throw py::value_error(message); }
+
+std::string shape_of(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s << (d ? ", " : "") << a.shape(d);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+template <class T>
+const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+template <class T>
+void check_dtype(const py::array& a, const char* name) {
+  if (!py::array_t<T>::check_(a))
+    fail(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
+         std::string(py::str(a.dtype())));
+}
+
+// A 2-D array of T with `cols` columns (when cols >= 0), any aligned strides.
+template <class T>
+DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
+  check_dtype<T>(a, name);
+  if (a.ndim() != 2) fail(std::string(name) + " must be 2-D, got shape " + shape_of(a));
+  if (cols >= 0 && a.shape(1) != cols)
+    fail(std::string(name) + " must have " + std::to_string(cols) + " columns, got shape " + shape_of(a));
+  if (a.shape(0) == 0) fail(std::string(name) + " must have at least one row");
+  const auto address = reinterpret_cast<std::uintptr_t>(a.data());
+  if (address % alignof(T) || a.strides(0) % py::ssize_t(sizeof(T)) || a.strides(1) % py::ssize_t(sizeof(T)))
+    fail(std::string(name) + " must be aligned to its element size");
+  DataSource<T> src;
+  src.data = static_cast<const T*>(a.data());
+  src.rows = a.shape(0);
+  src.cols = a.shape(1);
+  src.row_stride = a.strides(0) / py::ssize_t(sizeof(T));
+  src.col_stride = a.strides(1) / py::ssize_t(sizeof(T));
+  return src;
+}
+
+// A writable, contiguous 1-D array of exactly n elements of T.
+template <class T>
+T* flat_buffer(py::array& a, const char* name, Index n) {
+  check_dtype<T>(a, name);
+  if (a.ndim() != 1 || a.shape(0) != n)
+    fail(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " + shape_of(a));
+  if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be contiguous");
+  if (!a.writeable()) fail(std::string(name) + " must be writeable");
+  return static_cast<T*>(a.mutable_data());
+}
+
+// A contiguous 1-D int64 array of n values in [0, bound).
+const std::int64_t* index_array(const py::array& a, const char* name, Index n, Index bound) {
+  if (!py::array_t<std::int64_t>::check_(a) || a.ndim() != 1 || !(a.flags() & py::array::c_style))
+    fail(std::string(name) + " must be a contiguous 1-D int64 array");
+  if (a.shape(0) != n)
+    fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  const auto* values = static_cast<const std::int64_t*>(a.data());
+  for (Index i = 0; i < n; ++i)
+    if (values[i] < 0 || values[i] >= bound)
+      fail(std::string(name) + " holds " + std::to_string(values[i]) + ", outside [0, " + std::to_string(bound) + ")");
+  return values;
+}
+
+// Targets given either as class labels or as dense rows, for n samples.
+template <class T>
+TargetSource<T> target_source(const Architecture& arch, const py::object& labels, const py::object& targets,
+                              Index n) {
+  if (labels.is_none() == targets.is_none()) fail("give exactly one of labels and targets");
+  TargetSource<T> y;
+  if (!labels.is_none()) {
+    if (arch.loss() != Loss::cross_entropy) fail("class labels need the cross_entropy loss");
+    y.labels = index_array(labels.cast<py::array>(), "labels", n, arch.n_outputs());
+  } else {
+    y.dense = data_source<T>(targets.cast<py::array>(), "targets", arch.n_outputs());
+    if (y.dense.rows != n) fail("targets must have one row per sample of X");
+  }
+  return y;
+}
+
+// Calls f(float{}) or f(double{}) by the dtype of params.
+template <class F>
+decltype(auto) dispatch(const py::array& params, F&& f) {
+  if (py::array_t<float>::check_(params)) return f(float{});
+  if (py::array_t<double>::check_(params)) return f(double{});
+  fail("params must have dtype float32 or float64, got " + std::string(py::str(params.dtype())));
+}
+
+// The core of one network shape, for one scalar type chosen per call by the
+// dtype of `params`.
+class Model {
+ public:
+  Model(std::vector<Index> sizes, const std::vector<std::string>& activations, const std::string& loss)
+      : arch_(std::move(sizes), parse_activations(activations), loss_from_name(loss)) {}
+
+  Index n_params() const { return arch_.n_params(); }
+
+  py::array forward(py::array params, const py::array& X) const {
+    return dispatch(params, [&](auto tag) -> py::array {
+      using T = decltype(tag);
+      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
+      py::array_t<T> out({x.rows, arch_.n_outputs()});
+      T* o = out.mutable_data();
+      {
+        py::gil_scoped_release release;
+        predict(arch_, p, x, o);
+      }
+      return out;
+    });
+  }
+
+  py::tuple evaluate(py::array params, const py::array& X, const py::object& labels,
+                     const py::object& targets) const {
+    return dispatch(params, [&](auto tag) -> py::tuple {
+      using T = decltype(tag);
+      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      LossStats s;
+      {
+        py::gil_scoped_release release;
+        s = backprop::evaluate(arch_, p, x, y);
+      }
+      return py::make_tuple(s.loss_sum, s.n_correct);
+    });
+  }
+
+  py::tuple gradients(py::array params, const py::array& X, const py::object& labels,
+                      const py::object& targets) const {
+    return dispatch(params, [&](auto tag) -> py::tuple {
+      using T = decltype(tag);
+      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      py::array_t<T> grads(arch_.n_params());
+      T* g = grads.mutable_data();
+      double loss;
+      {
+        py::gil_scoped_release release;
+        loss = full_gradients(arch_, p, x, y, g);
+      }
+      return py::make_tuple(loss, grads);
+    });
+  }
+
+  py::dict train_epoch(py::array params, const py::array& X, const py::object& labels,
+                       const py::object& targets, const py::array& order, Index batch_size,
+                       const OptimizerConfig& config, py::object first, py::object second,
+                       std::int64_t step, bool record_grad_norms) const {
+    return dispatch(params, [&](auto tag) -> py::dict {
+      using T = decltype(tag);
+      T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      if (order.ndim() != 1 || order.shape(0) == 0) fail("order must be a non-empty 1-D array");
+      const Index n = order.shape(0);
+      const std::int64_t* idx = index_array(order, "order", n, x.rows);
+      if (batch_size <= 0) fail("batch_size must be positive");
+      if (step < 0) fail("step must be non-negative");
+      OptimizerState<T> state;
+      state.step = step;
+      const bool needs_first = config.kind == OptimizerKind::adam || config.momentum != 0.0;
+      if (needs_first) {
+        if (first.is_none()) fail("this optimizer needs a first state buffer");
+        auto a = first.cast<py::array>();
+        state.first = flat_buffer<T>(a, "first", arch_.n_params());
+      }
+      if (config.kind == OptimizerKind::adam) {
+        if (second.is_none()) fail("Adam needs a second state buffer");
+        auto a = second.cast<py::array>();
+        state.second = flat_buffer<T>(a, "second", arch_.n_params());
+      }
+
+      using clock = std::chrono::steady_clock;
+      auto last_check = clock::now();
+      const std::function<bool()> should_stop = [&last_check]() {
+        const auto now = clock::now();
+        if (now - last_check < std::chrono::milliseconds(20)) return false;
+        last_check = now;
+        py::gil_scoped_acquire acquire;
+        return PyErr_CheckSignals() != 0;
+      };
+      EpochResult r;
+      {
+        py::gil_scoped_release release;
+        r = backprop::train_epoch(arch_, p, config, state, x, y, idx, n, batch_size, record_grad_norms,
+                                  should_stop);
+      }
+      // An interrupt is handed back, not thrown, so the caller can first
+      // record the step count of the completed steps.
+      py::object interrupt = py::none();
+      if (r.status == EpochStatus::interrupted) interrupt = py::error_already_set().value();
+      static const char* status_names[] = {"completed", "interrupted", "nonfinite_loss", "nonfinite_gradient"};
+      py::dict result;
+      result["status"] = status_names[static_cast<int>(r.status)];
+      result["batches"] = r.batches_done;
+      result["samples"] = r.samples_done;
+      result["loss_sum"] = r.loss_sum;
+      result["n_correct"] = r.n_correct;
+      result["step"] = state.step;
+      result["weight_grad_norm_sums"] = r.weight_grad_norm_sums;
+      result["interrupt"] = interrupt;
+      return result;
+    });
+  }
+
+ private:
+  static std::vector<Activation> parse_activations(const std::vector<std::string>& names) {
+    std::vector<Activation> out;
+    for (const auto& name : names) out.push_back(activation_from_name(name));
+    return out;
+  }
+
+  Architecture arch_;
+};
+
+py::dict build_info() {
+  py::dict info;
+#if defined(__clang__)
+  info["compiler"] = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = "gcc " __VERSION__;
+#else
+  info["compiler"] = "unknown";
+#endif
+#ifdef _OPENMP
+  info["openmp"] = _OPENMP;
+#else
+  info["openmp"] = py::none();
+#endif
+  info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                  std::to_string(EIGEN_MINOR_VERSION);
+  info["simd"] = Eigen::SimdInstructionSetsInUse();
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "backprop's C++ core: dense-network forward, backward and training loops.";
+
+  py::enum_<OptimizerKind>(m, "OptimizerKind")
+      .value("sgd", OptimizerKind::sgd)
+      .value("adam", OptimizerKind::adam);
+
+  py::class_<OptimizerConfig>(m, "OptimizerConfig")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimizerConfig::kind)
+      .def_readwrite("lr", &OptimizerConfig::lr)
+      .def_readwrite("weight_decay", &OptimizerConfig::weight_decay)
+      .def_readwrite("momentum", &OptimizerConfig::momentum)
+      .def_readwrite("nesterov", &OptimizerConfig::nesterov)
+      .def_readwrite("beta1", &OptimizerConfig::beta1)
+      .def_readwrite("beta2", &OptimizerConfig::beta2)
+      .def_readwrite("eps", &OptimizerConfig::eps);
+
+  py::class_<Model>(m, "Model")
+      .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&>(), py::arg("sizes"),
+           py::arg("activations"), py::arg("loss"))
+      .def_property_readonly("n_params", &Model::n_params)
+      .def("forward", &Model::forward, py::arg("params"), py::arg("X"),
+           "A^(L) for every row of X: (n_samples, n_out).")
+      .def("evaluate", &Model::evaluate, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
+           py::arg("targets") = py::none(), "(summed loss, number of correct classifications).")
+      .def("gradients", &Model::gradients, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
+           py::arg("targets") = py::none(), "(mean loss, flat gradient of the mean loss).")
+      .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("X"), py::arg("labels"),
+           py::arg("targets"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
+           py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),
+           "One epoch of mini-batch training over the rows listed in order.");
+
+  m.def("build_info", &build_info, "Compiler, OpenMP, Eigen version and SIMD of this build.");
+}

@@ -1,0 +1,30 @@
+"""backprop: feedforward neural networks trained by backpropagation.
+
+The math runs in a C++/Eigen core (``backend="native"``) or in a pure-NumPy
+reference implementation (``backend="numpy"``) that computes the same thing.
+
+>>> import backprop as bp
+>>> net = bp.Network([64, 32, 10], activation="relu", seed=0)
+>>> hist = net.fit(X, y, epochs=10, optimizer=bp.SGD(lr=0.1, momentum=0.9))  # doctest: +SKIP
+"""
+
+from ._serialization import load
+from .history import History
+from .network import Dense, Network
+from .optim import SGD, Adam, Optimizer
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "build_info", "__version__"]
+
+
+def build_info():
+    """How the compiled core was built: compiler, OpenMP, Eigen version, SIMD.
+
+    Returns None for each field when the core cannot be imported.
+    """
+    try:
+        from . import _core
+    except ImportError as error:
+        return {"core": None, "error": str(error)}
+    return {"core": _core.__file__, **_core.build_info()}

@@ -1,0 +1,189 @@
+"""The reference backend: the same math as the C++ core, in plain NumPy.
+
+It never calls ``backprop._core``: parity tests compare the two, and it is the
+fallback when the extension cannot be imported. Samples are rows here
+(Z = A_prev·Wᵀ + b), the transpose of the core's convention; see DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._layout import Layout
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+def _sigmoid(z):
+    with np.errstate(over="ignore"):  # exp(−z) → inf gives the right limit 0
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+ACTIVATIONS = {
+    "identity": lambda z: z,
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_RELU_SLOPE * z),
+    "softmax": _softmax,
+}
+
+# σ'(z) expressed through a = σ(z): the forward pass keeps only activations.
+DERIVATIVES = {
+    "identity": lambda a: 1,
+    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: 1 - a * a,
+    "relu": lambda a: (a > 0).astype(a.dtype),
+    "leaky_relu": lambda a: np.where(a > 0, 1, LEAKY_RELU_SLOPE).astype(a.dtype),
+}
+
+
+def _one_hot(labels, n_classes, dtype):
+    y = np.zeros((labels.shape[0], n_classes), dtype)
+    y[np.arange(labels.shape[0]), labels] = 1
+    return y
+
+
+class NumpyBackend:
+    """Forward, loss and gradients, epochs and optimizer steps in NumPy."""
+
+    name = "numpy"
+
+    def __init__(self, sizes, activations, loss, dtype):
+        self.layout = Layout(sizes)
+        self.activations = list(activations)
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+
+    # -- passes -----------------------------------------------------------
+    def _forward_all(self, params, X, logits_out):
+        """Activations of every layer, [X, A1, ..., A_L]; the last is Z_L if logits_out."""
+        acts = [X]
+        L = self.layout.n_layers
+        for l, (W, b) in enumerate(self.layout.views(params)):
+            z = acts[-1] @ W.T + b
+            last = l == L - 1
+            acts.append(z if (last and logits_out) else ACTIVATIONS[self.activations[l]](z))
+        return acts
+
+    def forward(self, params, X):
+        """A^(L) for every row of X: (n_samples, n_out)."""
+        return self._forward_all(params, X, logits_out=False)[-1]
+
+    def _targets(self, labels, targets, n_out):
+        return _one_hot(labels, n_out, self.dtype) if labels is not None else targets
+
+    def _output_loss(self, out, Y, labels):
+        """(summed loss, n_correct, A_L, ∂L/∂z_L per sample) from the output layer's values.
+
+        `out` is Z_L for cross_entropy and binary_cross_entropy, else A_L.
+        """
+        if self.loss == "cross_entropy":
+            z_max = out.max(axis=1, keepdims=True)
+            e = np.exp(out - z_max)
+            sum_exp = e.sum(axis=1, keepdims=True)
+            lse = z_max + np.log(sum_exp)
+            loss = float(np.sum(Y * (lse - out), dtype=np.float64))
+            wanted = labels if labels is not None else Y.argmax(axis=1)
+            correct = float(np.count_nonzero(out.argmax(axis=1) == wanted))
+            a = e / sum_exp
+            return loss, correct, a, a - Y
+        if self.loss == "binary_cross_entropy":
+            terms = np.maximum(out, 0) - out * Y + np.log1p(np.exp(-np.abs(out)))
+            loss = float(np.sum(terms, dtype=np.float64))
+            correct = float(np.count_nonzero((out > 0) == (Y > 0.5)))
+            a = _sigmoid(out)
+            return loss, correct, a, a - Y
+        diff = out - Y  # mse
+        loss = float(0.5 * np.sum(diff * diff, dtype=np.float64))
+        return loss, 0.0, out, diff * DERIVATIVES[self.activations[-1]](out)
+
+    def evaluate(self, params, X, labels=None, targets=None):
+        """(summed loss, number correct) over all rows of X."""
+        out = self._forward_all(params, X, logits_out=True)[-1]
+        Y = self._targets(labels, targets, out.shape[1])
+        loss, correct, _, _ = self._output_loss(out, Y, labels)
+        return loss, correct
+
+    def _loss_and_gradients(self, params, X, labels, targets):
+        """(summed loss, n_correct, flat gradient of the batch-mean loss)."""
+        acts = self._forward_all(params, X, logits_out=True)
+        Y = self._targets(labels, targets, acts[-1].shape[1])
+        loss, correct, _, delta = self._output_loss(acts[-1], Y, labels)
+        delta = delta * self.dtype.type(1.0 / X.shape[0])
+        grads = np.empty(self.layout.n_params, self.dtype)
+        views, grad_views = self.layout.views(params), self.layout.views(grads)
+        for l in range(self.layout.n_layers - 1, -1, -1):
+            dW, db = grad_views[l]
+            dW[...] = delta.T @ acts[l]
+            db[...] = delta.sum(axis=0)
+            if l > 0:
+                delta = (delta @ views[l][0]) * DERIVATIVES[self.activations[l - 1]](acts[l])
+        return loss, correct, grads
+
+    def gradients(self, params, X, labels=None, targets=None):
+        """(mean loss, flat gradient of the mean loss over all rows of X)."""
+        loss, _, grads = self._loss_and_gradients(params, X, labels, targets)
+        return loss / X.shape[0], grads
+
+    # -- training -----------------------------------------------------------
+    def optimizer_step(self, params, grads, optimizer, state):
+        """Applies one update to `params` and `state` in place."""
+        step = optimizer.step_count + 1
+        dt = self.dtype.type
+        decay = self.layout.weight_mask(self.dtype) * dt(optimizer.weight_decay)
+        g = grads + decay * params
+        if optimizer.kind == "sgd":
+            if optimizer.momentum > 0:
+                buf = state["momentum_buffer"]
+                buf[...] = buf * dt(optimizer.momentum) + g
+                g = g + dt(optimizer.momentum) * buf if optimizer.nesterov else buf
+            params[...] = params + dt(-optimizer.lr) * g
+        else:
+            m, v = state["m"], state["v"]
+            bias_correction1 = 1.0 - optimizer.beta1 ** step
+            bias_correction2 = 1.0 - optimizer.beta2 ** step
+            m[...] = m + dt(1.0 - optimizer.beta1) * (g - m)
+            v[...] = v * dt(optimizer.beta2) + dt(1.0 - optimizer.beta2) * g * g
+            denom = np.sqrt(v) / dt(np.sqrt(bias_correction2)) + dt(optimizer.eps)
+            params[...] = params + dt(-optimizer.lr / bias_correction1) * (m / denom)
+        optimizer.step_count = step
+
+    def train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
+                    record_grad_norms):
+        """One epoch of mini-batch training over the rows listed in `order`.
+
+        Updates `params`, `state` and ``optimizer.step_count`` in place and
+        returns a dict: status ("completed", "nonfinite_loss" or
+        "nonfinite_gradient": stopped before that batch's step), batches,
+        samples, loss_sum, n_correct, weight_grad_norm_sums.
+        """
+        n = order.shape[0]
+        result = {"status": "completed", "batches": 0, "samples": 0, "loss_sum": 0.0,
+                  "n_correct": 0.0,
+                  "weight_grad_norm_sums": [0.0] * self.layout.n_layers if record_grad_norms else []}
+        for first in range(0, n, batch_size):
+            index = order[first:first + batch_size]
+            loss, correct, grads = self._loss_and_gradients(
+                params, X[index], None if labels is None else labels[index],
+                None if targets is None else targets[index])
+            if not np.isfinite(loss):
+                result["status"] = "nonfinite_loss"
+                return result
+            if not np.isfinite(grads).all():
+                result["status"] = "nonfinite_gradient"
+                return result
+            if record_grad_norms:
+                for l, (dW, _) in enumerate(self.layout.views(grads)):
+                    result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW))
+            self.optimizer_step(params, grads, optimizer, state)
+            result["batches"] += 1
+            result["samples"] += index.shape[0]
+            result["loss_sum"] += loss
+            result["n_correct"] += correct
+        return result

@@ -1,0 +1,126 @@
+"""Checks at the API edge: every message names the argument and what was expected.
+
+Backends trust what passes these checks; nothing here modifies its input.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+
+def check_choice(name, value, choices):
+    """`value` if it is one of the strings in `choices`."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {', '.join(map(repr, choices))}; "
+                        f"got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum=1):
+    """`value` as an int if it is an integer >= minimum (bools are refused)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def _as_real_array(name, value):
+    """`value` as an ndarray of real numbers (bool, integer or float), not yet converted."""
+    if value is None:
+        raise TypeError(f"{name} must be an array of numbers, got None")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} could not be read as an array: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def _check_finite(name, array):
+    # min/max propagate NaN and expose ±inf without a temporary the size of X.
+    if array.dtype.kind == "f" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def check_X(X, n_features, dtype, name="X"):
+    """X as a 2-D array of `dtype` with `n_features` columns, finite, non-empty.
+
+    Returns the caller's array itself when it already has `dtype` (never
+    modified), else a converted copy.
+    """
+    array = _as_real_array(name, X)
+    if array.ndim != 2:
+        hint = "; for a single sample use X[None, :]" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one sample (row)")
+    if array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features (columns), but the network expects "
+                         f"{n_features}")
+    _check_finite(name, array)
+    return array.astype(dtype, copy=False)
+
+
+def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
+    """The targets of `n_samples` samples for `loss`, as (labels, targets).
+
+    cross_entropy takes class labels, a 1-D array of integers (or of floats
+    with whole values) in [0, n_outputs), returned as int64 `labels`; or rows
+    of class probabilities (n_samples, n_outputs). mse and
+    binary_cross_entropy take (n_samples, n_outputs) rows (in [0, 1] for
+    binary_cross_entropy). Exactly one of the pair is not None.
+    """
+    array = _as_real_array(name, y)
+    if array.ndim == 0 or array.shape[0] != n_samples:
+        got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} samples"
+        raise ValueError(f"{name} has {got}, but X has {n_samples}: they need one target per sample")
+    _check_finite(name, array)
+
+    if loss == "cross_entropy" and array.ndim == 1:
+        if array.dtype.kind == "b":
+            raise TypeError(f"{name} must hold integer class labels, got dtype bool")
+        if array.dtype.kind == "f" and not np.all(np.floor(array) == array):
+            raise ValueError(f"{name} holds class labels with fractional parts; labels must be whole numbers")
+        low, high = array.min(), array.max()
+        if low < 0 or high >= n_outputs:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} holds class label {bad:g}, outside [0, {n_outputs}) for a network "
+                             f"with {n_outputs} outputs")
+        return array.astype(np.int64), None
+
+    expected = f"({n_samples}, {n_outputs})"
+    if array.shape != (n_samples, n_outputs):
+        what = ("1-D class labels or rows of class probabilities " + expected
+                if loss == "cross_entropy" else f"targets of shape {expected}")
+        hint = "; reshape with y.reshape(-1, 1)" if array.ndim == 1 and n_outputs == 1 else ""
+        raise ValueError(f"{name} must be {what} for loss {loss!r}, got shape {array.shape}{hint}")
+    if loss == "binary_cross_entropy" and (array.min() < 0 or array.max() > 1):
+        raise ValueError(f"{name} must lie in [0, 1] for loss 'binary_cross_entropy'")
+    if loss == "cross_entropy":
+        sums = array.sum(axis=1, dtype=np.float64)
+        if array.min() < 0 or not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
+            raise ValueError(f"{name} rows must be class probabilities: non-negative, each row summing to 1")
+    return None, array.astype(dtype, copy=False)
+
+
+def check_real(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)

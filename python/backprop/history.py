@@ -1,0 +1,56 @@
+"""History: the per-epoch figures of one call to Network.fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class History:
+    """Per-epoch training figures.
+
+    Attributes
+    ----------
+    history : dict of str -> list of float
+        "loss" (mean training loss over the epoch's batches, each measured
+        before its update) and, as they apply, "accuracy", "val_loss",
+        "val_accuracy".
+    epoch : list of int
+        1-based epoch numbers.
+    seconds : list of float
+        Wall time of each epoch's training.
+    grad_norms : ndarray (n_epochs, n_layers) or None
+        Mean Frobenius norm of ∂R/∂W per layer and epoch, when fit was called
+        with record_grad_norms=True: small values in early layers show
+        vanishing gradients, growing ones exploding gradients.
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.seconds = []
+        self._grad_norms = []
+
+    def _append(self, epoch, logs, grad_norms, seconds):
+        self.epoch.append(epoch)
+        self.seconds.append(seconds)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        if grad_norms is not None:
+            self._grad_norms.append(np.asarray(grad_norms, dtype=np.float64))
+
+    @property
+    def grad_norms(self):
+        return np.vstack(self._grad_norms) if self._grad_norms else None
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items())
+        return f"History({len(self)} epochs{': ' + last if last else ''})"

@@ -1,0 +1,146 @@
+"""Optimizers: hyper-parameters and state, handed to a backend for each step.
+
+The update rules follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam``
+so that results can be compared with it. State (momentum buffers, Adam's
+moments, the step counter) lives here, in arrays laid out like the network's
+flat parameter vector, and carries over between calls to ``Network.fit``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import weakref
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+def _check_real(name, value, accept, expected):
+    """`value` as a float if it is a finite real number with accept(value)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not (np.isfinite(value) and accept(value)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def _positive(name, value):
+    return _check_real(name, value, lambda v: v > 0, "> 0")
+
+
+def _non_negative(name, value):
+    return _check_real(name, value, lambda v: v >= 0, ">= 0")
+
+
+def _unit_interval(name, value):
+    return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+class Optimizer:
+    """Base class: keeps the state arrays of one network between steps.
+
+    State is created on first use for a network and reset when the optimizer
+    is used with a different network (or dtype).
+    """
+
+    kind = ""
+    #: names of the state arrays this optimizer keeps, laid out like the parameters
+    _state_names: tuple = ()
+
+    def __init__(self, lr, weight_decay):
+        self.lr = _positive("lr", lr)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.reset()
+
+    def reset(self):
+        """Forget all state (momentum, moments, step count)."""
+        self.state = {}
+        self.step_count = 0
+        self._owner = None
+
+    def _state_for(self, network):
+        """The state arrays for `network`, created (zeroed) on first use."""
+        if self._owner is None or self._owner() is not network:
+            self.state = {name: np.zeros(network.n_params, network.dtype) for name in self._state_names}
+            self.step_count = 0
+            self._owner = weakref.ref(network)
+        return self.state
+
+    def _hyper(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    With gradient g of the batch-mean loss and weight decay λ (weights only)::
+
+        g ← g + λ·w
+        buf ← μ·buf + g                       (momentum μ > 0)
+        w ← w − lr · (g + μ·buf if nesterov else buf)
+
+    which is PyTorch's formulation of Sutskever et al. (2013); with μ = 0 it is
+    plain w ← w − lr·g, and with batch_size=1 the classic per-sample delta rule.
+
+    Parameters
+    ----------
+    lr : float > 0
+    momentum : float in [0, 1)
+    nesterov : bool, needs momentum > 0
+    weight_decay : float >= 0, L2 penalty added to weight gradients (not biases)
+    """
+
+    kind = "sgd"
+
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.momentum = _unit_interval("momentum", momentum)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self._state_names = ("momentum_buffer",) if self.momentum > 0 else ()
+        super().__init__(lr, weight_decay)
+
+    def _hyper(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization").
+
+    ::
+
+        g ← g + λ·w                 (weight decay λ, weights only; L2, not AdamW)
+        m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+        w ← w − lr · m̂ / (√v̂ + eps),  m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)
+
+    The step t advances once per update of the whole network.
+
+    Parameters
+    ----------
+    lr : float > 0
+    beta1, beta2 : float in [0, 1)
+    eps : float > 0
+    weight_decay : float >= 0
+    """
+
+    kind = "adam"
+    _state_names = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        self.beta1 = _unit_interval("beta1", beta1)
+        self.beta2 = _unit_interval("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        super().__init__(lr, weight_decay)
+
+    def _hyper(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay}
