@@ -62,7 +62,12 @@ class NumpyBackend:
 
     # -- passes -----------------------------------------------------------
     def _forward_all(self, params, X, logits_out):
-        """Activations of every layer, [X, A1, ..., A_L]; the last is Z_L if logits_out."""
+        """Activations of every layer, [X, A1, ..., A_L].
+
+        With `logits_out` the last is Z_L for the losses that read logits
+        (cross_entropy, binary_cross_entropy).
+        """
+        logits_out = logits_out and self.loss != "mse"
         acts = [X]
         L = self.layout.n_layers
         for l, (W, b) in enumerate(self.layout.views(params)):

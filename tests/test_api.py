@@ -1,0 +1,135 @@
+"""The Network API: defaults, views, predictions, history, summary, interrupts."""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from conftest import make_data
+
+
+def test_contract_example_shapes(backend):
+    net = bp.Network([784, 256, 128, 10], activation="relu", output="softmax", loss="cross_entropy",
+                     init="he", dtype="float32", backend=backend, seed=0)
+    assert [(l.W.shape, l.b.shape) for l in net.layers] == [((256, 784), (256,)), ((128, 256), (128,)),
+                                                             ((10, 128), (10,))]
+    assert all(l.W.dtype == np.float32 for l in net.layers)
+    assert net.n_params == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
+    X = np.random.default_rng(0).random((5, 784))
+    out = net.forward(X)
+    assert out.shape == (5, 10) and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
+    assert net.predict(X).shape == (5,)
+
+
+def test_defaults():
+    net = bp.Network([3, 4, 2])
+    assert (net.loss, net.activations, net.init, net.dtype) == ("cross_entropy", ("relu", "softmax"), "he",
+                                                                np.float32)
+    assert bp.Network([3, 4, 2], loss="mse").activations[-1] == "identity"
+    assert bp.Network([3, 4, 2], output="sigmoid").loss == "binary_cross_entropy"
+    assert bp.Network([3, 4, 2], activation="tanh").init == "xavier"
+
+
+def test_same_seed_same_weights_in_both_backends_and_dtypes():
+    nets = [bp.Network([5, 7, 3], backend=b, dtype=d, seed=11) for b in ("numpy", "native")
+            for d in ("float64", "float32")]
+    for layer in range(2):
+        np.testing.assert_array_equal(nets[0].layers[layer].W, nets[2].layers[layer].W)
+        np.testing.assert_array_equal(nets[1].layers[layer].W, nets[0].layers[layer].W.astype(np.float32))
+
+
+def test_per_layer_activations(backend):
+    net = bp.Network([3, 4, 5, 2], activation=["tanh", "relu"], output="identity", loss="mse", backend=backend)
+    assert [l.activation for l in net.layers] == ["tanh", "relu", "identity"]
+
+
+def test_layer_views_drive_computation(backend):
+    net = bp.Network([2, 2], output="identity", loss="mse", dtype="float64", backend=backend)
+    net.layers[0].W = [[1, 2], [3, 4]]  # ints convert to the network's dtype
+    net.layers[0].b[...] = [0.5, -0.5]
+    np.testing.assert_array_equal(net.forward([[1.0, 1.0]]), [[3.5, 6.5]])
+    assert net.layers[0].W.dtype == np.float64
+
+
+def test_predict_and_evaluate_per_loss(backend):
+    X, y = make_data("binary_cross_entropy", 10, 3, 2)
+    bce = bp.Network([3, 2], output="sigmoid", backend=backend, seed=0)
+    assert set(np.unique(bce.predict(X))) <= {0, 1} and bce.predict(X).shape == (10, 2)
+    assert set(bce.evaluate(X, y)) == {"loss", "accuracy"}
+    X, y = make_data("mse", 10, 3, 2)
+    reg = bp.Network([3, 2], loss="mse", backend=backend, seed=0)
+    np.testing.assert_array_equal(reg.predict(X), reg.forward(X))
+    assert set(reg.evaluate(X, y)) == {"loss"}
+
+
+def test_labels_as_whole_floats_and_any_integer_dtype(backend):
+    X, y = make_data("cross_entropy", 12, 3, 4)
+    net = bp.Network([3, 4], backend=backend, seed=0)
+    expected = net.evaluate(X, y)
+    for labels in (y.astype(np.uint8), y.astype(np.int16), y.astype(float), list(y)):
+        assert net.evaluate(X, labels) == expected
+
+
+def test_history_and_grad_norms(backend, capsys):
+    X, y = make_data("cross_entropy", 40, 4, 3)
+    net = bp.Network([4, 6, 6, 3], activation="sigmoid", backend=backend, seed=0)
+    hist = net.fit(X, y, epochs=3, batch_size=10, validation_data=(X, y), verbose=1, record_grad_norms=True)
+    assert hist.epoch == [1, 2, 3] and len(hist) == 3 and net.history is hist
+    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert hist.grad_norms.shape == (3, 3) and np.all(hist.grad_norms > 0)
+    printed = capsys.readouterr().out
+    assert printed.count("Epoch") == 3 and "val_accuracy" in printed
+    assert net.fit(X, y, epochs=1).grad_norms is None
+
+
+def test_summary(capsys):
+    bp.Network([784, 256, 10]).summary()
+    printed = capsys.readouterr().out
+    assert "(256, 784)" in printed and "200,960" in printed and "203,530" in printed and "relu" in printed
+
+
+def test_fallback_to_numpy_when_core_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "backprop._native_backend", None)
+    with pytest.warns(RuntimeWarning, match="compiled core could not be imported"):
+        net = bp.Network([3, 2], backend="native")
+    assert net.backend == "numpy"
+
+
+def test_native_backend_is_really_native():
+    assert bp.Network([3, 2]).backend == "native"
+    info = bp.build_info()
+    assert info["eigen"] == "3.4.0" and info["core"]
+
+
+def test_interrupt_leaves_last_completed_step():
+    """Ctrl-C during a native fit raises KeyboardInterrupt and keeps a consistent state."""
+    X, y = make_data("cross_entropy", 2000, 64, 10)
+    kwargs = dict(activation="relu", dtype="float64", backend="native", seed=0)
+    net = bp.Network([64, 256, 256, 10], **kwargs)
+    optimizer = bp.SGD(lr=0.01, momentum=0.9)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=10**6, batch_size=32, optimizer=optimizer, shuffle=False)  # never completes
+    timer.join()
+    steps = optimizer.step_count
+    assert steps > 0
+
+    # Replaying exactly `steps` steps from the same start gives the same weights.
+    twin = bp.Network([64, 256, 256, 10], **kwargs)
+    batches_per_epoch = -(-2000 // 32)
+    full_epochs, rest = divmod(steps, batches_per_epoch)
+    twin_optimizer = bp.SGD(lr=0.01, momentum=0.9)
+    if full_epochs:
+        twin.fit(X, y, epochs=full_epochs, batch_size=32, optimizer=twin_optimizer, shuffle=False)
+    if rest:
+        twin.fit(X[:rest * 32], y[:rest * 32], epochs=1, batch_size=32, optimizer=twin_optimizer, shuffle=False)
+    for a, b in zip(net.layers, twin.layers):
+        np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(optimizer.state["momentum_buffer"], twin_optimizer.state["momentum_buffer"])

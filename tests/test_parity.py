@@ -1,0 +1,134 @@
+"""Native core against the NumPy reference: same math, same numbers.
+
+Tolerances: float64 rtol 1e-10 (the two differ only in summation order
+inside matrix products), float32 rtol 1e-4. After several epochs the
+trajectories may drift apart by rounding, so training comparisons use the
+looser figures stated at each test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from conftest import RTOL, make_data
+
+NETWORKS = [  # (sizes, hidden activation, output, loss)
+    ([6, 8, 3], "relu", "softmax", "cross_entropy"),
+    ([6, 8, 7, 3], "tanh", "sigmoid", "binary_cross_entropy"),
+    ([6, 5, 2], "sigmoid", "identity", "mse"),
+    ([6, 9, 4, 2], "leaky_relu", "tanh", "mse"),
+    ([6, 3], "relu", "softmax", "cross_entropy"),
+]
+DTYPES = ["float64", "float32"]
+
+
+def pair(sizes, activation, output, loss, dtype, seed=0):
+    return [bp.Network(sizes, activation=activation, output=output, loss=loss, dtype=dtype, backend=b,
+                       seed=seed) for b in ("numpy", "native")]
+
+
+def atol(dtype):
+    return 1e-12 if dtype == "float64" else 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS)
+def test_forward_loss_and_gradients_agree(sizes, activation, output, loss, dtype):
+    reference, native = pair(sizes, activation, output, loss, dtype)
+    assert native.backend == "native"
+    X, y = make_data(loss, 2100, sizes[0], sizes[-1])  # more rows than one core chunk (1024)
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(native.forward(X), reference.forward(X), rtol=rtol, atol=atol(dtype))
+    ref_eval, nat_eval = reference.evaluate(X, y), native.evaluate(X, y)
+    assert ref_eval.keys() == nat_eval.keys()
+    for key in ref_eval:
+        assert nat_eval[key] == pytest.approx(ref_eval[key], rel=rtol)
+    ref_loss, ref_grads = reference.gradients(X, y)
+    nat_loss, nat_grads = native.gradients(X, y)
+    assert nat_loss == pytest.approx(ref_loss, rel=rtol)
+    for (rW, rb), (nW, nb) in zip(ref_grads, nat_grads):
+        assert nW.dtype == np.dtype(dtype) and nW.shape == rW.shape and nb.shape == rb.shape
+        np.testing.assert_allclose(nW, rW, rtol=rtol, atol=atol(dtype))
+        np.testing.assert_allclose(nb, rb, rtol=rtol, atol=atol(dtype))
+
+
+OPTIMIZERS = {
+    "sgd": lambda: bp.SGD(lr=0.05),
+    "momentum": lambda: bp.SGD(lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "nesterov": lambda: bp.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda: bp.Adam(lr=0.01, weight_decay=1e-3),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS[:3])
+def test_training_agrees(sizes, activation, output, loss, optimizer, dtype):
+    reference, native = pair(sizes, activation, output, loss, dtype, seed=7)
+    X, y = make_data(loss, 150, sizes[0], sizes[-1], seed=1)
+    histories = [net.fit(X, y, epochs=4, batch_size=16, optimizer=OPTIMIZERS[optimizer](),
+                         validation_data=(X[:20], y[:20]), record_grad_norms=True)
+                 for net in (reference, native)]
+    # float64: rounding differences grow over 40 steps but stay far below 1e-8.
+    # float32: rtol 1e-3 after 40 steps of single-precision arithmetic.
+    rtol, tol = (1e-8, 1e-10) if dtype == "float64" else (1e-3, 1e-5)
+    for r, n in zip(reference.layers, native.layers):
+        np.testing.assert_allclose(n.W, r.W, rtol=rtol, atol=tol)
+        np.testing.assert_allclose(n.b, r.b, rtol=rtol, atol=tol)
+    assert histories[0].history.keys() == histories[1].history.keys()
+    for key in histories[0].history:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=rtol, atol=tol)
+    np.testing.assert_allclose(histories[1].grad_norms, histories[0].grad_norms, rtol=rtol, atol=tol)
+    assert reference.optimizer.step_count == native.optimizer.step_count == 4 * 10
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, None])
+def test_batch_sizes_agree(batch_size):
+    reference, native = pair([5, 6, 3], "tanh", "softmax", "cross_entropy", "float64", seed=3)
+    X, y = make_data("cross_entropy", 30, 5, 3, seed=2)
+    for net in (reference, native):
+        net.fit(X, y, epochs=3, batch_size=batch_size, optimizer=bp.SGD(lr=0.1, momentum=0.5))
+    for r, n in zip(reference.layers, native.layers):
+        np.testing.assert_allclose(n.W, r.W, rtol=1e-10, atol=1e-12)
+
+
+def strided_views(X):
+    """The same rows in several memory layouts the core must read without error."""
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]))
+    wide[:, ::2] = X
+    return {
+        "fortran": np.asfortranarray(X),
+        "column_stride": wide[:, ::2],
+        "reversed": X[::-1][::-1],
+        "negative_stride": np.ascontiguousarray(X[::-1])[::-1],
+        "every_other_row": np.repeat(X, 2, axis=0)[::2],
+    }
+
+
+@pytest.mark.parametrize("layout", ["fortran", "column_stride", "reversed", "negative_stride", "every_other_row"])
+def test_non_contiguous_inputs(layout):
+    net = bp.Network([5, 7, 3], activation="relu", dtype="float64", seed=0)
+    X, y = make_data("cross_entropy", 40, 5, 3)
+    view = strided_views(X)[layout]
+    np.testing.assert_array_equal(view, X)
+    np.testing.assert_allclose(net.forward(view), net.forward(X), rtol=1e-14)
+    assert net.evaluate(view, y) == pytest.approx(net.evaluate(X, y), rel=1e-14)
+    twin = bp.Network([5, 7, 3], activation="relu", dtype="float64", seed=0)
+    net.fit(view, y, epochs=2, batch_size=8)
+    twin.fit(X, y, epochs=2, batch_size=8)
+    np.testing.assert_allclose(net.layers[0].W, twin.layers[0].W, rtol=1e-14)
+
+
+def test_read_only_memmap_input(tmp_path):
+    X, y = make_data("cross_entropy", 64, 5, 3)
+    path = tmp_path / "X.npy"
+    np.save(path, X.astype(np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    assert not mapped.flags.writeable
+    net = bp.Network([5, 4, 3], seed=0)
+    expected = net.forward(X.astype(np.float32))
+    np.testing.assert_array_equal(net.forward(mapped), expected)
+    net.fit(mapped, y, epochs=1)
+    np.testing.assert_array_equal(np.load(path), X.astype(np.float32))
