@@ -56,6 +56,16 @@ LOSS_TOL = TRAIN_TOL
 
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # The tensors here are tiny: torch's intra-op threads only add overhead, and
+    # spin badly when another process shares the cores (4x slower observed).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 TORCH_ACTIVATION = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),  # backprop's slope, DESIGN.md §1
@@ -235,7 +245,8 @@ def torch_fit(net, X, y, epochs, batch_size, optimizer_class, kwargs, weight_dec
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("loss, output, kind", TRAIN_PAIRINGS, ids=[f"{l}-{k}" for l, _, k in TRAIN_PAIRINGS])
+@pytest.mark.parametrize("loss, output, kind", TRAIN_PAIRINGS,
+                         ids=[f"{l}-{o}-{k}" for l, o, k in TRAIN_PAIRINGS])
 @pytest.mark.parametrize("name, make, optimizer_class, kwargs, weight_decay", OPTIMIZERS,
                          ids=[o[0] for o in OPTIMIZERS])
 def test_training_matches_torch(backend, dtype, loss, output, kind, name, make, optimizer_class, kwargs,
