@@ -224,7 +224,7 @@ class Model {
       // record the step count of the completed steps.
       py::object interrupt = py::none();
       if (r.status == EpochStatus::interrupted) interrupt = py::error_already_set().value();
-      static const char* status_names[] = {"completed", "interrupted", "nonfinite_loss", "nonfinite_gradient"};
+      static const char* status_names[] = {"completed", "interrupted", "nonfinite_loss", "nonfinite_update"};
       py::dict result;
       result["status"] = status_names[static_cast<int>(r.status)];
       result["batches"] = r.batches_done;

@@ -81,8 +81,7 @@ def call(net, entry, X, y, optimizer):
     return getattr(net, entry)(X, y)
 
 
-def check_rejected(backend, entry, X, y, exc, match, loss="cross_entropy", dtype="float64", output=None,
-                   valid=None):
+def check_rejected(backend, entry, X, y, exc, match, loss="cross_entropy", dtype="float64", output=None):
     """`entry` on (X, y) raises `exc` matching `match` and changes nothing.
 
     X or y may be callables that receive the network's valid (X, y)."""
@@ -244,6 +243,16 @@ def test_nonfinite_y(backend, entry, loss, bad):
         y[(3,) if y.ndim == 1 else (3, 1)] = bad
         return y
     check_rejected(backend, entry, VALID_X, y, ValueError, r"\by\b.*(NaN|inf)", loss=loss)
+
+
+@pytest.mark.parametrize("entry", Y_ENTRIES)
+def test_y_beyond_the_range_of_float32(backend, entry):
+    # Finite in float64 but infinite once converted to the network's float32.
+    def y(X0, y0):
+        y = y0.copy()
+        y[0, 0] = -1e39
+        return y
+    check_rejected(backend, entry, VALID_X, y, ValueError, r"\by\b", loss="mse", dtype="float32")
 
 
 @pytest.mark.parametrize("entry", Y_ENTRIES)

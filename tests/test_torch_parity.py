@@ -66,6 +66,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(previous)
 
+
 TORCH_ACTIVATION = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),  # backprop's slope, DESIGN.md §1

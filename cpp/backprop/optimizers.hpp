@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "architecture.hpp"
 #include "types.hpp"
@@ -38,58 +39,92 @@ struct OptimizerState {
   std::int64_t step = 0;    // steps taken so far
 };
 
+// Where a step saves the values it overwrites, so that a step whose result is
+// not finite can be undone exactly. `params` go into the gradient buffer
+// (each gradient is dead once read), the state into these buffers.
+template <class T>
+struct StepBackup {
+  T* first = nullptr;   // n_params, needed when state.first is set
+  T* second = nullptr;  // n_params, needed when state.second is set
+};
+
 namespace detail {
 
+// Each kernel updates n entries in place, leaves the old w in g, the old
+// state in the backups, and returns a probe that is 0 when every new value is
+// finite and NaN otherwise (x·0 is NaN exactly for inf and NaN x).
 template <class T>
-void sgd_segment(T* w, const T* g_in, T* buf, Index n, const OptimizerConfig& c, T decay) {
+T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig& c, T decay) {
   const T lr = T(c.lr), mu = T(c.momentum);
+  T probe = 0;
   if (!buf) {
-#pragma omp simd
-    for (Index i = 0; i < n; ++i) w[i] = w[i] + (-lr) * (g_in[i] + decay * w[i]);
-  } else if (c.nesterov) {
-#pragma omp simd
+#pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
-      const T g = g_in[i] + decay * w[i];
-      buf[i] = buf[i] * mu + g;
-      w[i] = w[i] + (-lr) * (g + mu * buf[i]);
+      const T w_old = w[i];
+      const T w_new = w_old + (-lr) * (g_io[i] + decay * w_old);
+      w[i] = w_new;
+      g_io[i] = w_old;
+      probe += w_new * T(0);
     }
   } else {
-#pragma omp simd
+    const bool nesterov = c.nesterov;
+#pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
-      const T g = g_in[i] + decay * w[i];
-      buf[i] = buf[i] * mu + g;
-      w[i] = w[i] + (-lr) * buf[i];
+      const T w_old = w[i], b_old = buf[i];
+      const T g = g_io[i] + decay * w_old;
+      const T b = b_old * mu + g;
+      const T w_new = w_old + (-lr) * (nesterov ? g + mu * b : b);
+      w[i] = w_new;
+      buf[i] = b;
+      g_io[i] = w_old;
+      buf_old[i] = b_old;
+      probe += w_new * T(0) + b * T(0);
     }
   }
+  return probe;
 }
 
 template <class T>
-void adam_segment(T* w, const T* g_in, T* m, T* v, Index n, const OptimizerConfig& c, T decay,
-                  std::int64_t t) {
+T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const OptimizerConfig& c, T decay,
+               std::int64_t t) {
   const double bias_correction1 = 1.0 - std::pow(c.beta1, double(t));
   const double bias_correction2 = 1.0 - std::pow(c.beta2, double(t));
   const T neg_step_size = T(-c.lr / bias_correction1);
   const T bias_correction2_sqrt = T(std::sqrt(bias_correction2));
   const T one_minus_beta1 = T(1.0 - c.beta1), beta2 = T(c.beta2), one_minus_beta2 = T(1.0 - c.beta2);
   const T eps = T(c.eps);
-#pragma omp simd
+  T probe = 0;
+#pragma omp simd reduction(+ : probe)
   for (Index i = 0; i < n; ++i) {
-    const T g = g_in[i] + decay * w[i];
-    m[i] = m[i] + one_minus_beta1 * (g - m[i]);
-    v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
-    const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps;
-    w[i] = w[i] + neg_step_size * (m[i] / denom);
+    const T w_old = w[i], m_prev = m[i], v_prev = v[i];
+    const T g = g_io[i] + decay * w_old;
+    const T m_new = m_prev + one_minus_beta1 * (g - m_prev);
+    const T v_new = v_prev * beta2 + one_minus_beta2 * g * g;
+    const T denom = std::sqrt(v_new) / bias_correction2_sqrt + eps;
+    const T w_new = w_old + neg_step_size * (m_new / denom);
+    w[i] = w_new;
+    m[i] = m_new;
+    v[i] = v_new;
+    g_io[i] = w_old;
+    m_old[i] = m_prev;
+    v_old[i] = v_prev;
+    probe += w_new * T(0) + m_new * T(0) + v_new * T(0);
   }
+  return probe;
 }
 
 }  // namespace detail
 
-// One optimizer step: params ← update(params, grads, state); state.step += 1.
+// One optimizer step: params ← update(params, grads, state), state.step += 1.
+// If any new parameter or state value is not finite the step is undone
+// exactly and false is returned. `grads` is consumed (it ends up holding the
+// old parameters).
 template <class T>
-void optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
-                    T* params, const T* grads) {
+bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
+                    const StepBackup<T>& backup, T* params, T* grads) {
   state.step += 1;
   const T decay = T(config.weight_decay);
+  T probe = 0;
   for (Index l = 0; l < arch.n_layers(); ++l) {
     // [W^(l), b^(l)] are adjacent; decay applies to W only.
     const Index w_at = arch.weight_offset(l), b_at = arch.bias_offset(l);
@@ -97,15 +132,23 @@ void optimizer_step(const Architecture& arch, const OptimizerConfig& config, Opt
     for (int s = 0; s < 2; ++s) {
       const Index at = segments[s][0], n = segments[s][1];
       const T seg_decay = s == 0 ? decay : T(0);
-      T* first = state.first ? state.first + at : nullptr;
       if (config.kind == OptimizerKind::sgd) {
-        detail::sgd_segment(params + at, grads + at, first, n, config, seg_decay);
+        T* buf = state.first ? state.first + at : nullptr;
+        T* buf_old = state.first ? backup.first + at : nullptr;
+        probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay);
       } else {
-        detail::adam_segment(params + at, grads + at, first, state.second + at, n, config, seg_decay,
-                             state.step);
+        probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
+                                      backup.first + at, backup.second + at, n, config, seg_decay, state.step);
       }
     }
   }
+  if (probe == T(0)) return true;
+  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(arch.n_params());
+  std::memcpy(params, grads, bytes);
+  if (state.first) std::memcpy(state.first, backup.first, bytes);
+  if (state.second) std::memcpy(state.second, backup.second, bytes);
+  state.step -= 1;
+  return false;
 }
 
 }  // namespace backprop

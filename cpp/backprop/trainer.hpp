@@ -57,14 +57,6 @@ ConstMatrixMap<T> sequential_input(const DataSource<T>& X, Index first, Index B,
   return ConstMatrixMap<T>(ws.activation_data(0), X.cols, B);
 }
 
-template <class T>
-bool all_finite(const T* x, Index n) {
-  T probe = 0;  // x·0 is 0 for finite x and NaN for inf/NaN
-#pragma omp simd reduction(+ : probe)
-  for (Index i = 0; i < n; ++i) probe += x[i] * T(0);
-  return probe == T(0);
-}
-
 }  // namespace detail
 
 // out (n_samples × n_out, C-order) ← A^(L) for every row of X.
@@ -121,7 +113,7 @@ double full_gradients(const Architecture& arch, const T* params, const DataSourc
   return loss_sum / double(X.rows);
 }
 
-enum class EpochStatus { completed, interrupted, nonfinite_loss, nonfinite_gradient };
+enum class EpochStatus { completed, interrupted, nonfinite_loss, nonfinite_update };
 
 struct EpochResult {
   EpochStatus status = EpochStatus::completed;
@@ -133,10 +125,10 @@ struct EpochResult {
 };
 
 // One epoch of mini-batch training over the samples in `order` (a permutation
-// chosen by the caller). Stops early, before the offending step, when a loss
-// or gradient is not finite, and after a completed step when `should_stop`
-// (polled between batches) says so. Parameters and optimizer state are
-// updated in place, so they always hold the last completed step.
+// chosen by the caller). Stops early without the offending step when a loss,
+// or the update it leads to, is not finite, and after a completed step when
+// `should_stop` (polled between batches) says so. Parameters and optimizer
+// state are updated in place, so they always hold the last completed step.
 template <class T>
 EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConfig& config,
                         OptimizerState<T>& state, const DataSource<T>& X, const TargetSource<T>& y,
@@ -147,6 +139,8 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   std::vector<T> grads(static_cast<std::size_t>(arch.n_params()));
   std::vector<std::int64_t> label_buf(capacity);
   std::vector<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
+  std::vector<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
+  const StepBackup<T> backup{backup_first.data(), backup_second.data()};
   const Index L = arch.n_layers();
 
   EpochResult result;
@@ -167,14 +161,12 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
       return result;
     }
     backward_pass(arch, params, input, ws, grads.data(), false);
-    if (!detail::all_finite(grads.data(), arch.n_params())) {
-      result.status = EpochStatus::nonfinite_gradient;
-      return result;
-    }
     if (record_grad_norms)
       for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
-
-    optimizer_step(arch, config, state, params, grads.data());
+    if (!optimizer_step(arch, config, state, backup, params, grads.data())) {
+      result.status = EpochStatus::nonfinite_update;
+      return result;
+    }
     result.batches_done += 1;
     result.samples_done += B;
     result.loss_sum += s.loss_sum;

@@ -76,6 +76,9 @@ class NumpyBackend:
             acts.append(z if (last and logits_out) else ACTIVATIONS[self.activations[l]](z))
         return acts
 
+    # Overflow in these passes shows up as inf/NaN in the results, as in the
+    # native core; NumPy's floating-point warnings are silenced to match.
+    @np.errstate(all="ignore")
     def forward(self, params, X):
         """A^(L) for every row of X: (n_samples, n_out)."""
         return self._forward_all(params, X, logits_out=False)[-1]
@@ -108,6 +111,7 @@ class NumpyBackend:
         loss = float(0.5 * np.sum(diff * diff, dtype=np.float64))
         return loss, 0.0, out, diff * DERIVATIVES[self.activations[-1]](out)
 
+    @np.errstate(all="ignore")
     def evaluate(self, params, X, labels=None, targets=None):
         """(summed loss, number correct) over all rows of X."""
         out = self._forward_all(params, X, logits_out=True)[-1]
@@ -131,6 +135,7 @@ class NumpyBackend:
                 delta = (delta @ views[l][0]) * DERIVATIVES[self.activations[l - 1]](acts[l])
         return loss, correct, grads
 
+    @np.errstate(all="ignore")
     def gradients(self, params, X, labels=None, targets=None):
         """(mean loss, flat gradient of the mean loss over all rows of X)."""
         loss, _, grads = self._loss_and_gradients(params, X, labels, targets)
@@ -138,36 +143,51 @@ class NumpyBackend:
 
     # -- training -----------------------------------------------------------
     def optimizer_step(self, params, grads, optimizer, state):
-        """Applies one update to `params` and `state` in place."""
+        """One update of `params` and `state`, applied in place only if it is finite.
+
+        Returns False (changing nothing) when the new parameters or state
+        would hold NaN or inf.
+        """
         step = optimizer.step_count + 1
         dt = self.dtype.type
         decay = self.layout.weight_mask(self.dtype) * dt(optimizer.weight_decay)
         g = grads + decay * params
+        new_state = {}
         if optimizer.kind == "sgd":
             if optimizer.momentum > 0:
-                buf = state["momentum_buffer"]
-                buf[...] = buf * dt(optimizer.momentum) + g
+                buf = new_state["momentum_buffer"] = state["momentum_buffer"] * dt(optimizer.momentum) + g
                 g = g + dt(optimizer.momentum) * buf if optimizer.nesterov else buf
-            params[...] = params + dt(-optimizer.lr) * g
+            new_params = params + dt(-optimizer.lr) * g
         else:
-            m, v = state["m"], state["v"]
             bias_correction1 = 1.0 - optimizer.beta1 ** step
             bias_correction2 = 1.0 - optimizer.beta2 ** step
-            m[...] = m + dt(1.0 - optimizer.beta1) * (g - m)
-            v[...] = v * dt(optimizer.beta2) + dt(1.0 - optimizer.beta2) * g * g
+            m = new_state["m"] = state["m"] + dt(1.0 - optimizer.beta1) * (g - state["m"])
+            v = new_state["v"] = state["v"] * dt(optimizer.beta2) + dt(1.0 - optimizer.beta2) * g * g
             denom = np.sqrt(v) / dt(np.sqrt(bias_correction2)) + dt(optimizer.eps)
-            params[...] = params + dt(-optimizer.lr / bias_correction1) * (m / denom)
+            new_params = params + dt(-optimizer.lr / bias_correction1) * (m / denom)
+        if not all(np.isfinite(a).all() for a in (new_params, *new_state.values())):
+            return False
+        params[...] = new_params
+        for name, value in new_state.items():
+            state[name][...] = value
         optimizer.step_count = step
+        return True
 
     def train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
                     record_grad_norms):
         """One epoch of mini-batch training over the rows listed in `order`.
 
         Updates `params`, `state` and ``optimizer.step_count`` in place and
-        returns a dict: status ("completed", "nonfinite_loss" or
-        "nonfinite_gradient": stopped before that batch's step), batches,
-        samples, loss_sum, n_correct, weight_grad_norm_sums.
+        returns a dict: status ("completed", or "nonfinite_loss" or
+        "nonfinite_update": stopped without that batch's step), batches, samples, loss_sum, n_correct,
+        weight_grad_norm_sums. Overflow is reported by status, not warnings.
         """
+        with np.errstate(all="ignore"):
+            return self._train_epoch(params, X, labels, targets, order, batch_size, optimizer, state,
+                                     record_grad_norms)
+
+    def _train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
+                     record_grad_norms):
         n = order.shape[0]
         result = {"status": "completed", "batches": 0, "samples": 0, "loss_sum": 0.0,
                   "n_correct": 0.0,
@@ -180,13 +200,12 @@ class NumpyBackend:
             if not np.isfinite(loss):
                 result["status"] = "nonfinite_loss"
                 return result
-            if not np.isfinite(grads).all():
-                result["status"] = "nonfinite_gradient"
+            if not self.optimizer_step(params, grads, optimizer, state):
+                result["status"] = "nonfinite_update"
                 return result
             if record_grad_norms:
                 for l, (dW, _) in enumerate(self.layout.views(grads)):
                     result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW))
-            self.optimizer_step(params, grads, optimizer, state)
             result["batches"] += 1
             result["samples"] += index.shape[0]
             result["loss_sum"] += loss

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
 FORMAT = "backprop.Network"
 FORMAT_VERSION = 1
+HEADER_KEYS = ("sizes", "activation", "output", "loss", "init", "init_std", "dtype", "backend", "seed",
+               "rng_state")
 
 
 def save(network, path):
@@ -33,6 +34,7 @@ def save(network, path):
     descriptor, temp_path = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as file:
+            os.fchmod(file.fileno(), _new_file_mode(path))  # mkstemp makes it 0600
             np.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
@@ -42,20 +44,32 @@ def save(network, path):
         raise
 
 
+def _new_file_mode(path):
+    """The mode of the file being replaced, else 0666 less the umask, as open() would give."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _invalid(path, why):
     return ValueError(f"{path} is not a valid backprop model file: {why}")
 
 
 def _read(path):
     """(header dict, {name: array}) from the file, or ValueError saying what is wrong."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
-    if not isinstance(arrays, dict) or "header" not in arrays:
+    with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual
+        try:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except Exception as error:  # zipfile, zlib, format and pickle refusals alike
+            raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
+    if "header" not in arrays:
         raise _invalid(path, "it has no 'header' entry")
     try:
         header = json.loads(str(arrays.pop("header")[()]))
@@ -63,10 +77,28 @@ def _read(path):
         raise _invalid(path, f"its header is not JSON ({error})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _invalid(path, f"its header does not name the format {FORMAT!r}")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise _invalid(path, f"format version {header.get('format_version')!r} is not supported "
+    version = header.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise _invalid(path, f"format version {version!r} is not supported "
                              f"(this backprop reads version {FORMAT_VERSION})")
+    missing = [key for key in HEADER_KEYS if key not in header]
+    if missing:
+        raise _invalid(path, f"its header lacks {', '.join(missing)}")
     return header, arrays
+
+
+def _check_arrays(path, sizes, arrays):
+    """The arrays must be W0, b0, ... with the shapes `sizes` implies (before building anything)."""
+    if not isinstance(sizes, list) or not all(type(n) is int and n > 0 for n in sizes) or len(sizes) < 2:
+        raise _invalid(path, f"its header's sizes {sizes!r} are not a list of positive integers")
+    expected = {}
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        expected[f"W{l}"], expected[f"b{l}"] = (n_out, n_in), (n_out,)
+    if set(arrays) != set(expected):
+        raise _invalid(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise _invalid(path, f"array {name} has shape {arrays[name].shape}, expected {shape}")
 
 
 def load(path, backend=None):
@@ -84,12 +116,15 @@ def load(path, backend=None):
         When the file is truncated, is not an .npz archive, or its header or
         arrays do not describe a valid network.
     """
-    from .network import Network
+    from .network import BACKENDS, Network
+    from ._validation import check_choice
 
+    if backend is not None:
+        check_choice("backend", backend, BACKENDS)
     path = os.fspath(path)
     header, arrays = _read(path)
-    config = {key: header.get(key) for key in
-              ("sizes", "activation", "output", "loss", "init", "init_std", "dtype", "backend", "seed")}
+    _check_arrays(path, header["sizes"], arrays)
+    config = {key: header[key] for key in HEADER_KEYS if key != "rng_state"}
     if backend is not None:
         config["backend"] = backend
     try:
@@ -97,22 +132,17 @@ def load(path, backend=None):
     except (TypeError, ValueError) as error:
         raise _invalid(path, f"its header describes no valid network ({error})") from None
 
-    expected = {}
     for l, layer in enumerate(network.layers):
-        expected[f"W{l}"], expected[f"b{l}"] = layer.W, layer.b
-    if set(arrays) != set(expected):
-        raise _invalid(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
-    for name, target in expected.items():
-        array = arrays[name]
-        if array.shape != target.shape or array.dtype != target.dtype:
-            raise _invalid(path, f"array {name} is {array.dtype}{array.shape}, expected "
-                                 f"{target.dtype}{target.shape}")
-        if not np.isfinite(array).all():
-            raise _invalid(path, f"array {name} holds NaN or infinity")
-    for name, target in expected.items():
-        target[...] = arrays[name]
+        for name, target in ((f"W{l}", layer.W), (f"b{l}", layer.b)):
+            array = arrays[name]
+            if array.dtype != target.dtype:
+                raise _invalid(path, f"array {name} has dtype {array.dtype}, expected {target.dtype}")
+            if not np.isfinite(array).all():
+                raise _invalid(path, f"array {name} holds NaN or infinity")
     try:
         network._rng.bit_generator.state = header["rng_state"]
-    except (KeyError, TypeError, ValueError) as error:
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise _invalid(path, f"its random generator state is malformed ({error})") from None
+    for l, layer in enumerate(network.layers):
+        layer.W[...], layer.b[...] = arrays[f"W{l}"], arrays[f"b{l}"]
     return network

@@ -59,6 +59,20 @@ def _check_finite(name, array):
         raise ValueError(f"{name} contains NaN or infinity")
 
 
+def convert_finite(name, array, dtype):
+    """`array` as `dtype` (no copy if it already is), refusing NaN, ±inf, and
+    values too large for `dtype` (which the conversion would turn into ±inf)."""
+    _check_finite(name, array)
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype, copy=False)
+    if converted is not array:
+        try:
+            _check_finite(name, converted)
+        except ValueError:
+            raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name}") from None
+    return converted
+
+
 def check_X(X, n_features, dtype, name="X"):
     """X as a 2-D array of `dtype` with `n_features` columns, finite, non-empty.
 
@@ -74,8 +88,7 @@ def check_X(X, n_features, dtype, name="X"):
     if array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features (columns), but the network expects "
                          f"{n_features}")
-    _check_finite(name, array)
-    return array.astype(dtype, copy=False)
+    return convert_finite(name, array, dtype)
 
 
 def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
@@ -117,7 +130,7 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
         sums = array.sum(axis=1, dtype=np.float64)
         if array.min() < 0 or not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
             raise ValueError(f"{name} rows must be class probabilities: non-negative, each row summing to 1")
-    return None, array.astype(dtype, copy=False)
+    return None, convert_finite(name, array, dtype)
 
 
 def check_real(name, value):

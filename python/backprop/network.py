@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 from ._layout import Layout
-from ._validation import check_bool, check_choice, check_int, check_real, check_targets, check_X
+from ._validation import (check_bool, check_choice, check_int, check_real, check_targets, check_X,
+                          convert_finite)
 from .history import History
 from .optim import SGD, Optimizer
 
@@ -104,9 +105,7 @@ class Dense:
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         if array.shape != target.shape:
             raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError(f"{name} must be finite, got NaN or infinity")
-        target[...] = array
+        target[...] = convert_finite(name, array, target.dtype)
 
     def __repr__(self):
         return f"Dense({self.n_in} -> {self.n_out}, activation={self.activation!r})"
@@ -362,8 +361,9 @@ class Network:
         Raises
         ------
         FloatingPointError
-            When a loss or gradient becomes NaN or inf; training stops before
-            that update, so the weights are those of the last finite step.
+            When a loss, gradient or updated weight becomes NaN or inf;
+            training stops without that update, so the weights (and the
+            optimizer's state) are those of the last finite step.
         """
         X, labels, targets = self._check_Xy(X, y)
         n = X.shape[0]
@@ -397,7 +397,7 @@ class Network:
                                                optimizer, state, record_grad_norms)
             seconds = time.perf_counter() - started
             if result["status"] != "completed":
-                what = "loss" if result["status"] == "nonfinite_loss" else "gradient"
+                what = "loss" if result["status"] == "nonfinite_loss" else "update (gradient or new weights)"
                 raise FloatingPointError(
                     f"the training {what} became NaN or infinite at epoch {epoch}, batch "
                     f"{result['batches'] + 1} of {n_batches}; training stopped before that update, so the "
