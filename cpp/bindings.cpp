@@ -248,8 +248,35 @@ class Model {
   Architecture arch_;
 };
 
+// The instruction-set levels this CPU (and its OS) can run, best last. The
+// loader in backprop/_core.py asks the baseline module before picking one.
+std::vector<std::string> supported_levels() {
+  std::vector<std::string> levels{"baseline"};
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                  __builtin_cpu_supports("avx");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512cd");
+  if (v3) levels.push_back("avx2");
+  if (v4) levels.push_back("avx512");
+#endif
+  return levels;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) fail("n_threads must be >= 1, got " + std::to_string(n));
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  Eigen::setNbThreads(n);
+}
+
 py::dict build_info() {
   py::dict info;
+  info["isa"] = BACKPROP_ISA;
 #if defined(__clang__)
   info["compiler"] = "clang " __clang_version__;
 #elif defined(__GNUC__)
@@ -270,14 +297,16 @@ py::dict build_info() {
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+// One module per instruction-set level (see CMakeLists.txt); types are
+// module-local so that two levels can be loaded in one process.
+PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
   m.doc() = "backprop's C++ core: dense-network forward, backward and training loops.";
 
-  py::enum_<OptimizerKind>(m, "OptimizerKind")
+  py::enum_<OptimizerKind>(m, "OptimizerKind", py::module_local())
       .value("sgd", OptimizerKind::sgd)
       .value("adam", OptimizerKind::adam);
 
-  py::class_<OptimizerConfig>(m, "OptimizerConfig")
+  py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
       .def(py::init<>())
       .def_readwrite("kind", &OptimizerConfig::kind)
       .def_readwrite("lr", &OptimizerConfig::lr)
@@ -288,7 +317,7 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("beta2", &OptimizerConfig::beta2)
       .def_readwrite("eps", &OptimizerConfig::eps);
 
-  py::class_<Model>(m, "Model")
+  py::class_<Model>(m, "Model", py::module_local())
       .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&>(), py::arg("sizes"),
            py::arg("activations"), py::arg("loss"))
       .def_property_readonly("n_params", &Model::n_params)
@@ -303,5 +332,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),
            "One epoch of mini-batch training over the rows listed in order.");
 
-  m.def("build_info", &build_info, "Compiler, OpenMP, Eigen version and SIMD of this build.");
+  m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
+  m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads for the core's matrix products.");
+  m.def("get_num_threads", &Eigen::nbThreads, "Threads the core's matrix products use.");
 }

@@ -9,19 +9,24 @@ reference implementation (``backend="numpy"``) that computes the same thing.
 """
 
 from ._serialization import load
+from ._threads import get_num_threads, set_num_threads
 from .history import History
 from .network import Dense, Network
 from .optim import SGD, Adam, Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "build_info", "__version__"]
+__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "build_info",
+           "set_num_threads", "get_num_threads", "__version__"]
 
 
 def build_info():
-    """How the compiled core was built: compiler, OpenMP, Eigen version, SIMD.
+    """How the compiled core in use was built.
 
-    Returns None for each field when the core cannot be imported.
+    Returns a dict: ``core`` (the module's file), ``isa`` (instruction-set
+    level: baseline, avx2, avx512 or native), ``compiler``, ``openmp``
+    (version date or None), ``eigen`` and ``simd``; ``core`` is None (with
+    ``error``) when the core cannot be imported.
     """
     try:
         from . import _core

@@ -1,13 +1,24 @@
-"""Data sets: the small real data set shipped with the package."""
+"""Data sets: the shipped digits, IDX files (MNIST, Fashion-MNIST), CSV and .npz."""
 
 from __future__ import annotations
 
 import gzip
+import os
 from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_csv", "load_npz", "FASHION_MNIST_DIRS"]
+
+# Where Debian's dataset-fashion-mnist package installs the IDX files.
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# IDX element type codes -> big-endian NumPy dtypes (LeCun's format description).
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def load_digits():
@@ -25,3 +36,156 @@ def load_digits():
         with gzip.open(raw, "rt") as text:
             table = np.loadtxt(text, delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def load_idx(path):
+    """Read an IDX file (the MNIST format), raw or gzip-compressed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ndarray with the file's shape and element type (native byte order).
+
+    Raises
+    ------
+    ValueError
+        When the magic number is wrong or the sizes do not match the file's length.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        data = file.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
+    ndim = data[3]
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has {len(data)} "
+                         f"({'truncated' if len(data) < expected else 'trailing data'})")
+    array = np.frombuffer(data, dtype, offset=header_size).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def _find(folder, stem):
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_fashion_mnist(path=None, dtype=np.float32):
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 70,000 28×28 grey images, 10 classes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        Folder holding the four IDX files (``train-images-idx3-ubyte[.gz]``,
+        ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``). Default: where
+        Debian's ``dataset-fashion-mnist`` package installs them.
+    dtype : float dtype
+        dtype of the images, scaled to [0, 1].
+
+    Returns
+    -------
+    (X_train, y_train), (X_test, y_test) with X (n, 784) scaled to [0, 1] and y int64.
+
+    Raises
+    ------
+    FileNotFoundError
+        Saying where it looked and how to get the files.
+    """
+    folders = [os.fspath(path)] if path is not None else list(FASHION_MNIST_DIRS)
+    for folder in folders:
+        found = {part: [_find(folder, stem) for stem in stems] for part, stems in FASHION_MNIST_FILES.items()}
+        if all(all(files) for files in found.values()):
+            result = []
+            for part in ("train", "test"):
+                images, labels = (load_idx(f) for f in found[part])
+                if images.ndim != 3 or labels.shape != images.shape[:1]:
+                    raise ValueError(f"{found[part][0]}: expected n×28×28 images and n labels")
+                X = images.reshape(images.shape[0], -1).astype(dtype) / dtype(255)
+                result.append((X, labels.astype(np.int64)))
+            return tuple(result)
+    raise FileNotFoundError(
+        f"Fashion-MNIST IDX files not found in {', '.join(folders)}. Install them with "
+        "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or download the four "
+        "*-ubyte.gz files from https://github.com/zalandoresearch/fashion-mnist and pass their folder "
+        "as path=.")
+
+
+def _labels(column):
+    """Whole-valued float labels become int64; anything else is kept."""
+    if column.dtype.kind == "f" and np.all(np.isfinite(column)) and np.all(column == np.round(column)):
+        return column.astype(np.int64)
+    return column
+
+
+def load_csv(path, label_column=-1, delimiter=","):
+    """Features and labels from a CSV file with one sample per row.
+
+    A first row that is not numeric is taken as a header. The label column
+    may hold numbers or strings.
+
+    Returns
+    -------
+    X : ndarray (n_samples, n_features) float64
+    y : ndarray (n_samples,): int64 for whole numbers, float64, or str
+    """
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as file:
+        rows = [line.rstrip("\r\n").split(delimiter) for line in file if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: the file holds no rows")
+    try:
+        [float(cell) for i, cell in enumerate(rows[0]) if i != label_column % len(rows[0])]
+    except ValueError:
+        rows = rows[1:]  # a header
+    if not rows:
+        raise ValueError(f"{path}: the file holds a header but no data")
+    width = len(rows[0])
+    if width < 2:
+        raise ValueError(f"{path}: need at least one feature column and a label column")
+    for number, row in enumerate(rows, 1):
+        if len(row) != width:
+            raise ValueError(f"{path}: data row {number} has {len(row)} fields, expected {width}")
+    column = label_column % width
+    try:
+        X = np.array([[float(c) for i, c in enumerate(row) if i != column] for row in rows])
+    except ValueError as error:
+        raise ValueError(f"{path}: a feature is not a number ({error})") from None
+    labels = [row[column].strip() for row in rows]
+    try:
+        y = _labels(np.array([float(v) for v in labels]))
+    except ValueError:
+        y = np.array(labels)
+    return X, y
+
+
+def load_npz(path):
+    """Features ``X`` and labels ``y`` from an .npz archive (read without pickle)."""
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        try:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with archive:
+                if "X" not in archive.files or "y" not in archive.files:
+                    raise ValueError(f"expected arrays 'X' and 'y', found {archive.files}")
+                return archive["X"], archive["y"]
+        except Exception as error:  # zip, format and pickle refusals alike
+            raise ValueError(f"{path}: cannot read features and labels from it ({error})") from None
