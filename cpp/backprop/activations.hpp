@@ -10,6 +10,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "types.hpp"
 
@@ -29,9 +30,11 @@ inline Activation activation_from_name(const std::string& name) {
   throw std::invalid_argument("unknown activation '" + name + "'");
 }
 
-// Z ← σ(Z + b 1ᵀ) in one pass over each column. Z: n × B, b: n.
-template <class T>
-void add_bias_and_activate(Activation act, MatrixMap<T>& Z, const ConstVectorMap<T>& b) {
+// Z ← σ(Z + b 1ᵀ) in one pass over each column. Z: n × B (a matrix or a block
+// of one), b: n. softmax normalises each column, so Z must hold whole columns.
+template <class ZType, class BiasType>
+void add_bias_and_activate(Activation act, ZType&& Z, const BiasType& b) {
+  using T = typename std::decay_t<ZType>::Scalar;
   const auto bias = b.array();
   const Index B = Z.cols();
   switch (act) {
@@ -75,9 +78,10 @@ void add_bias_and_activate(Activation act, MatrixMap<T>& Z, const ConstVectorMap
   }
 }
 
-// D ← D ⊙ σ'(Z), with σ' computed from A = σ(Z). A, D: n × B.
-template <class T>
-void multiply_by_derivative(Activation act, const MatrixMap<T>& A, MatrixMap<T>& D) {
+// D ← D ⊙ σ'(Z), with σ' computed from A = σ(Z). A, D: n × B (or blocks).
+template <class AType, class DType>
+void multiply_by_derivative(Activation act, const AType& A, DType&& D) {
+  using T = typename std::decay_t<DType>::Scalar;
   auto a = A.array();
   auto d = D.array();
   switch (act) {

@@ -56,6 +56,12 @@ class Architecture {
   Activation activation(Index l) const { return activations_[l]; }
   Loss loss() const { return loss_; }
   Index n_params() const { return n_params_; }
+  // Multiply-adds of one sample's forward pass: Σ_l n_in(l) · n_out(l).
+  double n_weights() const {
+    double n = 0;
+    for (Index l = 0; l < n_layers(); ++l) n += double(n_in(l)) * double(n_out(l));
+    return n;
+  }
   Index weight_offset(Index l) const { return weight_offsets_[l]; }
   Index bias_offset(Index l) const { return bias_offsets_[l]; }
 

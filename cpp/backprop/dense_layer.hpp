@@ -1,4 +1,5 @@
-// One dense layer's three kernels, named by what they produce.
+// One dense layer's three kernels, named by what they produce. Each computes
+// the rows [r0, r0 + n) of its output only, so a team can share a layer.
 // Shapes (samples are columns): A_prev n_in × B, Z/A/D n_out × B,
 // W n_out × n_in (row-major), b n_out.
 #pragma once
@@ -8,32 +9,44 @@
 
 namespace backprop {
 
-// Forward: A = σ(W·A_prev + b 1ᵀ), written into `out`.
+// Forward, rows [r0, r0+n): A = σ(W·A_prev + b 1ᵀ), written into `out`.
+// softmax needs whole columns: pass Activation::identity here and apply it
+// afterwards (see forward_pass).
 template <class T>
 void dense_forward(const ConstWeightMap<T>& W, const ConstVectorMap<T>& b, Activation act,
-                   const ConstMatrixMap<T>& A_prev, MatrixMap<T>& out) {
-  out.noalias() = W * A_prev;
-  add_bias_and_activate(act, out, b);
+                   const ConstMatrixMap<T>& A_prev, MatrixMap<T>& out, Index r0, Index n) {
+  if (n == 0) return;
+  auto rows = out.middleRows(r0, n);
+  rows.noalias() = W.middleRows(r0, n) * A_prev;
+  add_bias_and_activate(act, rows, b.segment(r0, n));
 }
 
-// Input gradient: D_prev = Wᵀ·D (the caller multiplies by σ'_prev).
+// Input gradient, rows [r0, r0+n) of D_prev = Wᵀ·D (units r0.. of the layer
+// below; the caller multiplies by σ'_prev).
 template <class T>
-void dense_input_gradient(const ConstWeightMap<T>& W, const MatrixMap<T>& D, MatrixMap<T>& D_prev) {
-  D_prev.noalias() = W.transpose() * D;
+void dense_input_gradient(const ConstWeightMap<T>& W, const MatrixMap<T>& D, MatrixMap<T>& D_prev, Index r0,
+                          Index n) {
+  if (n == 0) return;
+  D_prev.middleRows(r0, n).noalias() = W.middleCols(r0, n).transpose() * D;
 }
 
-// Parameter gradients: dW = D·A_prevᵀ, db = D·1 (D already carries the 1/B
-// of the batch mean). With `accumulate` they are added to what is there.
+// Parameter gradients, rows [r0, r0+n): dW = D·A_prevᵀ, db = D·1 (D already
+// carries the 1/B of the batch mean). With `accumulate` they are added.
+// db sums the columns one after another, so its rounding does not depend on
+// the alignment of db (the caller's array); see Buffer in types.hpp.
 template <class T>
-void dense_parameter_gradients(const MatrixMap<T>& D, const ConstMatrixMap<T>& A_prev,
-                               WeightMap<T>& dW, VectorMap<T>& db, bool accumulate) {
+void dense_parameter_gradients(const MatrixMap<T>& D, const ConstMatrixMap<T>& A_prev, WeightMap<T>& dW,
+                               VectorMap<T>& db, bool accumulate, Index r0, Index n) {
+  if (n == 0) return;
+  const auto D_rows = D.middleRows(r0, n);
+  auto db_rows = db.segment(r0, n);
   if (accumulate) {
-    dW.noalias() += D * A_prev.transpose();
-    db.noalias() += D.rowwise().sum();
+    dW.middleRows(r0, n).noalias() += D_rows * A_prev.transpose();
   } else {
-    dW.noalias() = D * A_prev.transpose();
-    db.noalias() = D.rowwise().sum();
+    dW.middleRows(r0, n).noalias() = D_rows * A_prev.transpose();
+    db_rows.setZero();
   }
+  for (Index j = 0; j < D_rows.cols(); ++j) db_rows += D_rows.col(j);
 }
 
 }  // namespace backprop

@@ -7,6 +7,7 @@
 #include "architecture.hpp"
 #include "dense_layer.hpp"
 #include "losses.hpp"
+#include "team.hpp"
 #include "types.hpp"
 
 namespace backprop {
@@ -20,6 +21,7 @@ class Workspace {
     for (Index l = 0; l <= arch.n_layers(); ++l)
       activations_.emplace_back(static_cast<std::size_t>(size(l) * capacity));
     for (auto& d : deltas_) d.resize(static_cast<std::size_t>(arch.max_width() * capacity));
+    zeros_.assign(static_cast<std::size_t>(arch.max_width()), T(0));
   }
 
   Index capacity() const { return capacity_; }
@@ -28,55 +30,66 @@ class Workspace {
   MatrixMap<T> activation(Index l, Index B) { return MatrixMap<T>(activations_[l].data(), size(l), B); }
   // δ^(l) lives in buffer l % 2, so δ^(l) and δ^(l-1) never share one.
   MatrixMap<T> delta(Index l, Index B) { return MatrixMap<T>(deltas_[l % 2].data(), size(l), B); }
+  // As many zeros as the widest layer: a bias for bias-free activation passes.
+  const T* zeros() const { return zeros_.data(); }
 
  private:
   Index size(Index l) const { return l == 0 ? arch_.n_inputs() : arch_.n_out(l - 1); }
 
   const Architecture& arch_;
   Index capacity_;
-  std::vector<std::vector<T>> activations_;
-  std::vector<T> deltas_[2];
+  std::vector<Buffer<T>> activations_;
+  Buffer<T> deltas_[2];
+  Buffer<T> zeros_;
 };
 
-// Runs layers 1..L on `input` (n_0 × B). The output lands in `ws.activation(L, B)`
-// and holds logits if `stop_at_logits` and the loss reads them, else A^(L).
+// Runs layers 1..L on `input` (n_0 × B), shared by `team`. The output lands in
+// ws.activation(L, B) and holds logits if `stop_at_logits` and the loss reads
+// them, else A^(L). Every member returns after the last layer is complete.
 template <class T>
 void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
-                  Workspace<T>& ws, bool stop_at_logits) {
+                  Workspace<T>& ws, bool stop_at_logits, const Team& team) {
   const Index L = arch.n_layers(), B = input.cols();
   for (Index l = 0; l < L; ++l) {
     MatrixMap<T> out = ws.activation(l + 1, B);
     Activation act = arch.activation(l);
     if (l == L - 1 && stop_at_logits && loss_reads_logits(arch.loss())) act = Activation::identity;
-    if (l == 0) {
-      dense_forward(arch.W(params, l), arch.b(params, l), act, input, out);
+    const ConstMatrixMap<T> prev = l == 0 ? input : ConstMatrixMap<T>(ws.activation_data(l), arch.n_in(l), B);
+    const Index n = arch.n_out(l), r0 = team.begin(n), rows = team.count(n);
+    if (act == Activation::softmax) {  // whole columns: products by rows, then softmax by columns
+      dense_forward(arch.W(params, l), arch.b(params, l), Activation::identity, prev, out, r0, rows);
+      const ConstVectorMap<T> zero_bias(ws.zeros(), n);
+      team.barrier();
+      add_bias_and_activate(act, out.middleCols(team.begin(B), team.count(B)), zero_bias);
     } else {
-      ConstMatrixMap<T> prev(ws.activation_data(l), arch.n_in(l), B);
-      dense_forward(arch.W(params, l), arch.b(params, l), act, prev, out);
+      dense_forward(arch.W(params, l), arch.b(params, l), act, prev, out, r0, rows);
     }
+    team.barrier();
   }
 }
 
 // From δ^(L) in ws.delta(L, B), writes ∂R/∂W, ∂R/∂b of every layer into the
-// flat `grads` (added to it with `accumulate`). Needs the activations that
-// forward_pass left in `ws`, and the same `input`.
+// flat `grads` (added to it with `accumulate`), shared by `team`. Needs the
+// activations that forward_pass left in `ws`, and the same `input`.
 template <class T>
 void backward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
-                   Workspace<T>& ws, T* grads, bool accumulate) {
+                   Workspace<T>& ws, T* grads, bool accumulate, const Team& team) {
   const Index L = arch.n_layers(), B = input.cols();
   for (Index l = L - 1; l >= 0; --l) {
-    MatrixMap<T> D = ws.delta(l + 1, B);
+    const MatrixMap<T> D = ws.delta(l + 1, B);
     WeightMap<T> dW = arch.W(grads, l);
     VectorMap<T> db = arch.b(grads, l);
-    if (l == 0) {
-      dense_parameter_gradients(D, input, dW, db, accumulate);
-    } else {
-      ConstMatrixMap<T> A_prev(ws.activation_data(l), arch.n_in(l), B);
-      dense_parameter_gradients(D, A_prev, dW, db, accumulate);
+    const ConstMatrixMap<T> A_prev = l == 0 ? input : ConstMatrixMap<T>(ws.activation_data(l), arch.n_in(l), B);
+    const Index n_out = arch.n_out(l);
+    dense_parameter_gradients(D, A_prev, dW, db, accumulate, team.begin(n_out), team.count(n_out));
+    if (l > 0) {  // δ of the layer below; the input layer needs none
       MatrixMap<T> D_prev = ws.delta(l, B);
-      dense_input_gradient(arch.W(params, l), D, D_prev);
-      multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B), D_prev);
+      const Index n_in = arch.n_in(l), r0 = team.begin(n_in), rows = team.count(n_in);
+      dense_input_gradient(arch.W(params, l), D, D_prev, r0, rows);
+      multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B).middleRows(r0, rows),
+                             D_prev.middleRows(r0, rows));
     }
+    team.barrier();
   }
 }
 

@@ -13,6 +13,7 @@
 #include "losses.hpp"
 #include "optimizers.hpp"
 #include "propagation.hpp"
+#include "team.hpp"
 #include "types.hpp"
 
 namespace backprop {
@@ -33,7 +34,7 @@ namespace detail {
 // gathered into the caller's buffers.
 template <class T>
 BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* index, Index first, Index B,
-                               std::vector<std::int64_t>& label_buf, std::vector<T>& dense_buf) {
+                               std::vector<std::int64_t>& label_buf, Buffer<T>& dense_buf) {
   BatchTargets<T> batch;
   if (y.labels) {
     for (Index j = 0; j < B; ++j) label_buf[j] = y.labels[index ? index[j] : first + j];
@@ -48,13 +49,22 @@ BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* ind
   return batch;
 }
 
-// The input of a sequential chunk: mapped in place when X is C-contiguous,
-// copied into A^(0) of the workspace otherwise.
+// The input of a batch, shared by `team`: rows index[0..B) of X (rows
+// first..first+B when index is null). A C-contiguous X is mapped in place
+// for sequential batches; otherwise each member copies its share of the rows
+// into A^(0) of the workspace.
 template <class T>
-ConstMatrixMap<T> sequential_input(const DataSource<T>& X, Index first, Index B, Workspace<T>& ws) {
-  if (X.c_contiguous()) return ConstMatrixMap<T>(X.row(first), X.cols, B);
-  copy_rows(X, first, B, ws.activation_data(0));
-  return ConstMatrixMap<T>(ws.activation_data(0), X.cols, B);
+ConstMatrixMap<T> batch_input(const DataSource<T>& X, const std::int64_t* index, Index first, Index B,
+                              Workspace<T>& ws, const Team& team) {
+  if (!index && X.c_contiguous()) return ConstMatrixMap<T>(X.row(first), X.cols, B);
+  T* dst = ws.activation_data(0);
+  const Index c0 = team.begin(B), count = team.count(B);
+  if (index)
+    gather_rows(X, index + c0, count, dst + c0 * X.cols);
+  else
+    copy_rows(X, first + c0, count, dst + c0 * X.cols);
+  team.barrier();
+  return ConstMatrixMap<T>(dst, X.cols, B);
 }
 
 }  // namespace detail
@@ -62,12 +72,15 @@ ConstMatrixMap<T> sequential_input(const DataSource<T>& X, Index first, Index B,
 // out (n_samples × n_out, C-order) ← A^(L) for every row of X.
 template <class T>
 void predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out) {
-  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
-  const Index n_out = arch.n_outputs();
+  const Index capacity = std::min(kInferenceChunk, X.rows), n_out = arch.n_outputs();
+  Workspace<T> ws(arch, capacity);
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    forward_pass(arch, params, detail::sequential_input(X, first, B, ws), ws, false);
-    MatrixMap<T>(out + first * n_out, n_out, B) = ws.activation(arch.n_layers(), B);
+    run_team(team_size_for(double(B) * arch.n_weights()), [&](const Team& team) {
+      forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
+      const Index c0 = team.begin(B), count = team.count(B);
+      MatrixMap<T>(out + (first + c0) * n_out, n_out, count) = ws.activation(arch.n_layers(), B).middleCols(c0, count);
+    });
   }
 }
 
@@ -77,14 +90,17 @@ LossStats evaluate(const Architecture& arch, const T* params, const DataSource<T
                    const TargetSource<T>& y) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   std::vector<std::int64_t> label_buf(ws.capacity());
-  std::vector<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  const Index L = arch.n_layers();
   LossStats total;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    forward_pass(arch, params, detail::sequential_input(X, first, B, ws), ws, true);
-    MatrixMap<T> out = ws.activation(arch.n_layers(), B);
+    run_team(team_size_for(double(B) * arch.n_weights()), [&](const Team& team) {
+      forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
+    });
+    MatrixMap<T> out = ws.activation(L, B);
     const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
-    const LossStats s = output_loss<T>(arch.loss(), arch.activation(arch.n_layers() - 1), out, batch, nullptr, T(1));
+    const LossStats s = output_loss<T>(arch.loss(), arch.activation(L - 1), out, batch, nullptr, T(1));
     total.loss_sum += s.loss_sum;
     total.n_correct += s.n_correct;
   }
@@ -97,18 +113,24 @@ double full_gradients(const Architecture& arch, const T* params, const DataSourc
                       const TargetSource<T>& y, T* grads) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   std::vector<std::int64_t> label_buf(ws.capacity());
-  std::vector<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
   const T scale = T(1.0 / double(X.rows));
+  const Index L = arch.n_layers();
   double loss_sum = 0.0;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    const ConstMatrixMap<T> input = detail::sequential_input(X, first, B, ws);
-    forward_pass(arch, params, input, ws, true);
-    MatrixMap<T> out = ws.activation(arch.n_layers(), B);
-    MatrixMap<T> delta = ws.delta(arch.n_layers(), B);
     const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
-    loss_sum += output_loss(arch.loss(), arch.activation(arch.n_layers() - 1), out, batch, &delta, scale).loss_sum;
-    backward_pass(arch, params, input, ws, grads, first > 0);
+    run_team(team_size_for(3.0 * double(B) * arch.n_weights()), [&](const Team& team) {
+      const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
+      forward_pass(arch, params, input, ws, true, team);
+      if (team.leader()) {
+        MatrixMap<T> out = ws.activation(L, B);
+        MatrixMap<T> delta = ws.delta(L, B);
+        loss_sum += output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale).loss_sum;
+      }
+      team.barrier();
+      backward_pass(arch, params, input, ws, grads, first > 0, team);
+    });
   }
   return loss_sum / double(X.rows);
 }
@@ -129,6 +151,7 @@ struct EpochResult {
 // or the update it leads to, is not finite, and after a completed step when
 // `should_stop` (polled between batches) says so. Parameters and optimizer
 // state are updated in place, so they always hold the last completed step.
+// Each step runs on a team of threads sized to its work (team.hpp).
 template <class T>
 EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConfig& config,
                         OptimizerState<T>& state, const DataSource<T>& X, const TargetSource<T>& y,
@@ -136,11 +159,12 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
                         const std::function<bool()>& should_stop) {
   const Index capacity = std::min(batch_size, n);
   Workspace<T> ws(arch, capacity);
-  std::vector<T> grads(static_cast<std::size_t>(arch.n_params()));
+  Buffer<T> grads(static_cast<std::size_t>(arch.n_params()));
   std::vector<std::int64_t> label_buf(capacity);
-  std::vector<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
-  std::vector<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
+  Buffer<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
+  Buffer<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
   const StepBackup<T> backup{backup_first.data(), backup_second.data()};
+  std::vector<T> probes(static_cast<std::size_t>(max_team_size()));
   const Index L = arch.n_layers();
 
   EpochResult result;
@@ -148,29 +172,41 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   for (Index first = 0; first < n; first += batch_size) {
     const Index B = std::min(batch_size, n - first);
     const std::int64_t* index = order + first;
-    gather_rows(X, index, B, ws.activation_data(0));
-    const ConstMatrixMap<T> input(ws.activation_data(0), X.cols, B);
     const auto batch = detail::gather_targets(y, index, 0, B, label_buf, dense_buf);
-
-    forward_pass(arch, params, input, ws, true);
-    MatrixMap<T> out = ws.activation(L, B);
-    MatrixMap<T> delta = ws.delta(L, B);
-    const LossStats s = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
-    if (!std::isfinite(s.loss_sum)) {
+    LossStats stats;
+    bool loss_finite = true, update_finite = true;
+    run_team(team_size_for(3.0 * double(B) * arch.n_weights()), [&](const Team& team) {
+      const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
+      forward_pass(arch, params, input, ws, true, team);
+      if (team.leader()) {
+        MatrixMap<T> out = ws.activation(L, B);
+        MatrixMap<T> delta = ws.delta(L, B);
+        stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
+        loss_finite = std::isfinite(stats.loss_sum);
+      }
+      team.barrier();
+      if (!loss_finite) return;  // every member sees the leader's verdict after the barrier
+      backward_pass(arch, params, input, ws, grads.data(), false, team);
+      if (record_grad_norms) {
+        if (team.leader())
+          for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
+        team.barrier();  // norms read the gradients before the step overwrites them
+      }
+      const bool finite = optimizer_step(arch, config, state, backup, params, grads.data(), team, probes.data());
+      if (team.leader()) update_finite = finite;
+    });
+    if (!loss_finite) {
       result.status = EpochStatus::nonfinite_loss;
       return result;
     }
-    backward_pass(arch, params, input, ws, grads.data(), false);
-    if (record_grad_norms)
-      for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
-    if (!optimizer_step(arch, config, state, backup, params, grads.data())) {
+    if (!update_finite) {
       result.status = EpochStatus::nonfinite_update;
       return result;
     }
     result.batches_done += 1;
     result.samples_done += B;
-    result.loss_sum += s.loss_sum;
-    result.n_correct += s.n_correct;
+    result.loss_sum += stats.loss_sum;
+    result.n_correct += stats.n_correct;
     if (first + B < n && should_stop()) {
       result.status = EpochStatus::interrupted;
       return result;

@@ -13,6 +13,8 @@
 
 #include <Eigen/Core>
 
+#include <vector>
+
 namespace backprop {
 
 using Index = Eigen::Index;
@@ -23,6 +25,13 @@ template <class T>
 using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class T>
 using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+// Workspace storage, aligned to Eigen's widest packet: Eigen's vectorised
+// reductions peel a scalar prologue up to the first aligned element, so the
+// summation order (and the last bits) would otherwise depend on where malloc
+// put the buffer, and training would not be reproducible.
+template <class T>
+using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 
 template <class T>
 using MatrixMap = Eigen::Map<Matrix<T>>;

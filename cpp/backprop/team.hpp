@@ -1,0 +1,67 @@
+// A team of threads that shares one mini-batch step.
+//
+// Each matrix product is split by output rows (units) between the team's
+// members, each running a single-threaded Eigen product on its share; the
+// members meet at a barrier between layers. Every output element is computed
+// by exactly one thread, so there are no cross-thread reductions and results
+// are deterministic for a given thread count. With one member there is no
+// parallel region and barriers cost nothing.
+#pragma once
+
+#include "types.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace backprop {
+
+struct Team {
+  int id = 0;
+  int size = 1;
+
+  // This member's share [begin, end) of n items: contiguous and balanced.
+  Index begin(Index n) const { return n * id / size; }
+  Index end(Index n) const { return n * (id + 1) / size; }
+  Index count(Index n) const { return end(n) - begin(n); }
+  bool leader() const { return id == 0; }
+
+  void barrier() const {
+#ifdef _OPENMP
+    if (size > 1) {
+#pragma omp barrier
+    }
+#endif
+  }
+};
+
+// The largest team the core may use: set_num_threads, else OMP_NUM_THREADS,
+// else the number of cores.
+inline int max_team_size() { return Eigen::nbThreads(); }
+
+// Team size for `macs` multiply-adds per step: about one thread per million,
+// so that small networks do not pay for synchronisation they cannot amortise.
+inline int team_size_for(double macs) {
+  const int wanted = static_cast<int>(macs / 1.0e6);
+  const int cap = max_team_size();
+  return wanted < 1 ? 1 : (wanted > cap ? cap : wanted);
+}
+
+// Runs f(team) on `size` threads (f must call team.barrier() the same number
+// of times on every member).
+template <class F>
+void run_team(int size, F&& f) {
+#ifdef _OPENMP
+  if (size > 1) {
+#pragma omp parallel num_threads(size)
+    {
+      Team team{omp_get_thread_num(), omp_get_num_threads()};
+      f(team);
+    }
+    return;
+  }
+#endif
+  f(Team{});
+}
+
+}  // namespace backprop

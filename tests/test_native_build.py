@@ -1,0 +1,106 @@
+"""The compiled core: instruction-set levels, threads, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import _core
+from conftest import make_data
+
+LEVEL_CHECK = """
+import json, numpy as np, backprop as bp
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(300, 20)), rng.integers(0, 4, 300)
+nets = [bp.Network([20, 16, 4], dtype="float64", backend=b, seed=0) for b in ("native", "numpy")]
+for net in nets:
+    net.fit(X, y, epochs=2, batch_size=16, optimizer=bp.Adam(lr=0.01))
+print(json.dumps({"isa": bp.build_info()["isa"], "gap": float(max(
+    np.abs(a.W - b.W).max() for a, b in zip(nets[0].layers, nets[1].layers)))}))
+"""
+
+
+@pytest.fixture(scope="module")
+def supported_levels():
+    if bp.build_info()["isa"] == "native":
+        pytest.skip("a -DBACKPROP_NATIVE=ON build has a single level")
+    return _core._load().supported_levels()
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_each_level_computes_the_same(level, supported_levels):
+    if level not in supported_levels:
+        pytest.skip(f"this CPU cannot run the {level} core")
+    env = dict(os.environ, BACKPROP_ISA=level)
+    out = subprocess.run([sys.executable, "-c", LEVEL_CHECK], env=env, capture_output=True, text=True,
+                         check=True)
+    result = json.loads(out.stdout)
+    assert result["isa"] == level
+    assert result["gap"] < 1e-10
+
+
+def test_best_level_is_default(supported_levels):
+    if os.environ.get("BACKPROP_ISA"):
+        pytest.skip("BACKPROP_ISA is set")
+    assert bp.build_info()["isa"] == supported_levels[-1]
+
+
+def test_unknown_level_is_refused():
+    env = dict(os.environ, BACKPROP_ISA="sse9")
+    code = "import warnings, backprop as bp\nwith warnings.catch_warnings(record=True) as w:\n" \
+           "    warnings.simplefilter('always')\n    print(bp.Network([2, 2]).backend, w[0].message)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("numpy") and "BACKPROP_ISA" in out.stdout
+
+
+def test_build_info_fields():
+    info = bp.build_info()
+    assert {"core", "isa", "compiler", "openmp", "eigen", "simd"} <= set(info)
+
+
+@pytest.fixture
+def restore_threads():
+    before = bp.get_num_threads()
+    yield
+    bp.set_num_threads(before)
+
+
+def test_set_num_threads(restore_threads):
+    bp.set_num_threads(1)
+    assert bp.get_num_threads() == 1
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        bp.set_num_threads(0)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        bp.set_num_threads("2")
+    assert bp.get_num_threads() == 1
+
+
+def train(threads, dtype="float64"):
+    bp.set_num_threads(threads)
+    X, y = make_data("cross_entropy", 600, 64, 10)
+    net = bp.Network([64, 256, 256, 10], dtype=dtype, seed=0)  # big enough to use a team of threads
+    net.fit(X, y, epochs=2, batch_size=32, optimizer=bp.SGD(lr=0.01, momentum=0.9))
+    return [layer.W.copy() for layer in net.layers], net.forward(X)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_is_reproducible(threads, restore_threads):
+    first, second = train(threads), train(threads)
+    for a, b in zip(first[0], second[0]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_thread_counts_agree(restore_threads):
+    # Splitting products between threads changes Eigen's blocking, so only the
+    # last bits may differ.
+    one, two = train(1), train(2)
+    for a, b in zip(one[0], two[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(one[1], two[1], rtol=1e-12, atol=1e-14)
