@@ -268,10 +268,7 @@ std::vector<std::string> supported_levels() {
 
 void set_num_threads(int n) {
   if (n < 1) fail("n_threads must be >= 1, got " + std::to_string(n));
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  Eigen::setNbThreads(n);
+  thread_limit().store(n);
 }
 
 py::dict build_info() {
@@ -301,6 +298,8 @@ py::dict build_info() {
 // module-local so that two levels can be loaded in one process.
 PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
   m.doc() = "backprop's C++ core: dense-network forward, backward and training loops.";
+  // Eigen never starts threads of its own: the core splits work itself (team.hpp).
+  Eigen::setNbThreads(1);
 
   py::enum_<OptimizerKind>(m, "OptimizerKind", py::module_local())
       .value("sgd", OptimizerKind::sgd)
@@ -334,6 +333,6 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
 
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads for the core's matrix products.");
-  m.def("get_num_threads", &Eigen::nbThreads, "Threads the core's matrix products use.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Use at most n threads (capped by OpenMP's limit).");
+  m.def("get_num_threads", &max_team_size, "Threads the core uses at most (from this thread).");
 }

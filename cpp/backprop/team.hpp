@@ -8,6 +8,8 @@
 // parallel region and barriers cost nothing.
 #pragma once
 
+#include <atomic>
+
 #include "types.hpp"
 
 #ifdef _OPENMP
@@ -35,9 +37,25 @@ struct Team {
   }
 };
 
-// The largest team the core may use: set_num_threads, else OMP_NUM_THREADS,
-// else the number of cores.
-inline int max_team_size() { return Eigen::nbThreads(); }
+// The thread limit set by set_num_threads (0: none). Global, so it holds for
+// every Python thread that trains.
+inline std::atomic<int>& thread_limit() {
+  static std::atomic<int> limit{0};
+  return limit;
+}
+
+// The largest team the core may use: OpenMP's limit for the calling thread
+// (OMP_NUM_THREADS, threadpoolctl, else the number of CPUs), lowered by
+// thread_limit(). Eigen itself is kept single-threaded (see bindings.cpp):
+// all parallelism is the core's own, so nothing nests or oversubscribes.
+inline int max_team_size() {
+  int n = 1;
+#ifdef _OPENMP
+  n = omp_get_max_threads();
+#endif
+  const int limit = thread_limit().load();
+  return limit > 0 && limit < n ? limit : n;
+}
 
 // Team size for `macs` multiply-adds per step: about one thread per million,
 // so that small networks do not pay for synchronisation they cannot amortise.
