@@ -180,7 +180,7 @@ class Model {
   py::dict train_epoch(py::array params, const py::array& X, const py::object& labels,
                        const py::object& targets, const py::array& order, Index batch_size,
                        const OptimizerConfig& config, py::object first, py::object second,
-                       std::int64_t step, bool record_grad_norms) const {
+                       py::array step, bool record_grad_norms) const {
     return dispatch(params, [&](auto tag) -> py::dict {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
@@ -190,9 +190,12 @@ class Model {
       const Index n = order.shape(0);
       const std::int64_t* idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
-      if (step < 0) fail("step must be non-negative");
+      if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
+        fail("step must be a writeable int64 array of shape (1,)");
+      auto* step_count = static_cast<std::int64_t*>(step.mutable_data());
+      if (*step_count < 0) fail("step must be non-negative");
       OptimizerState<T> state;
-      state.step = step;
+      state.step = *step_count;
       const bool needs_first = config.kind == OptimizerKind::adam || config.momentum != 0.0;
       if (needs_first) {
         if (first.is_none()) fail("this optimizer needs a first state buffer");
@@ -219,11 +222,9 @@ class Model {
         py::gil_scoped_release release;
         r = backprop::train_epoch(arch_, p, config, state, x, y, idx, n, batch_size, record_grad_norms,
                                   should_stop);
+        *step_count = state.step;  // with the weights, before any Python code runs
       }
-      // An interrupt is handed back, not thrown, so the caller can first
-      // record the step count of the completed steps.
-      py::object interrupt = py::none();
-      if (r.status == EpochStatus::interrupted) interrupt = py::error_already_set().value();
+      if (r.status == EpochStatus::interrupted) throw py::error_already_set();  // KeyboardInterrupt
       static const char* status_names[] = {"completed", "interrupted", "nonfinite_loss", "nonfinite_update"};
       py::dict result;
       result["status"] = status_names[static_cast<int>(r.status)];
@@ -231,9 +232,7 @@ class Model {
       result["samples"] = r.samples_done;
       result["loss_sum"] = r.loss_sum;
       result["n_correct"] = r.n_correct;
-      result["step"] = state.step;
       result["weight_grad_norm_sums"] = r.weight_grad_norm_sums;
-      result["interrupt"] = interrupt;
       return result;
     });
   }

@@ -52,12 +52,7 @@ class NativeBackend:
         else:
             config.beta1, config.beta2, config.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
             first, second = state["m"], state["v"]
-        result = self.model.train_epoch(
+        return self.model.train_epoch(
             params, _aligned(X, self.dtype), _aligned(labels, np.int64), _aligned(targets, self.dtype),
             np.ascontiguousarray(order, np.int64), int(batch_size), config, first, second,
-            int(optimizer.step_count), bool(record_grad_norms))
-        optimizer.step_count = result.pop("step")
-        interrupt = result.pop("interrupt")
-        if interrupt is not None:
-            raise interrupt
-        return result
+            optimizer._step, bool(record_grad_norms))

@@ -116,7 +116,7 @@ def load_fashion_mnist(path=None, dtype=np.float32):
                 images, labels = (load_idx(f) for f in found[part])
                 if images.ndim != 3 or labels.shape != images.shape[:1]:
                     raise ValueError(f"{found[part][0]}: expected n×28×28 images and n labels")
-                X = images.reshape(images.shape[0], -1).astype(dtype) / dtype(255)
+                X = images.reshape(images.shape[0], -1).astype(dtype) / np.dtype(dtype).type(255)
                 result.append((X, labels.astype(np.int64)))
             return tuple(result)
     raise FileNotFoundError(
@@ -150,19 +150,28 @@ def load_csv(path, label_column=-1, delimiter=","):
         rows = [line.rstrip("\r\n").split(delimiter) for line in file if line.strip()]
     if not rows:
         raise ValueError(f"{path}: the file holds no rows")
-    try:
-        [float(cell) for i, cell in enumerate(rows[0]) if i != label_column % len(rows[0])]
-    except ValueError:
-        rows = rows[1:]  # a header
-    if not rows:
-        raise ValueError(f"{path}: the file holds a header but no data")
     width = len(rows[0])
     if width < 2:
         raise ValueError(f"{path}: need at least one feature column and a label column")
+    if not -width <= label_column < width:
+        raise ValueError(f"label_column {label_column} is outside the file's {width} columns")
+    column = label_column % width
+
+    def is_number(cell):
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return False
+
+    # A header names every column: no feature cell of it is a number or empty.
+    if all(cell.strip() and not is_number(cell) for i, cell in enumerate(rows[0]) if i != column):
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path}: the file holds a header but no data")
     for number, row in enumerate(rows, 1):
         if len(row) != width:
             raise ValueError(f"{path}: data row {number} has {len(row)} fields, expected {width}")
-    column = label_column % width
     try:
         X = np.array([[float(c) for i, c in enumerate(row) if i != column] for row in rows])
     except ValueError as error:
@@ -175,8 +184,11 @@ def load_csv(path, label_column=-1, delimiter=","):
     return X, y
 
 
-def load_npz(path):
-    """Features ``X`` and labels ``y`` from an .npz archive (read without pickle)."""
+def load_npz(path, require_labels=True):
+    """Features ``X`` and labels ``y`` from an .npz archive (read without pickle).
+
+    With ``require_labels=False`` an archive without ``y`` gives ``(X, None)``.
+    """
     path = os.fspath(path)
     with open(path, "rb") as file:
         try:
@@ -184,8 +196,9 @@ def load_npz(path):
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError("it is a single .npy array, not an .npz archive")
             with archive:
-                if "X" not in archive.files or "y" not in archive.files:
-                    raise ValueError(f"expected arrays 'X' and 'y', found {archive.files}")
-                return archive["X"], archive["y"]
+                wanted = ("X", "y") if require_labels else ("X",)
+                if any(name not in archive.files for name in wanted):
+                    raise ValueError(f"expected arrays {' and '.join(map(repr, wanted))}, found {archive.files}")
+                return archive["X"], (archive["y"] if "y" in archive.files else None)
         except Exception as error:  # zip, format and pickle refusals alike
             raise ValueError(f"{path}: cannot read features and labels from it ({error})") from None

@@ -54,3 +54,29 @@ class History:
     def __repr__(self):
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items())
         return f"History({len(self)} epochs{': ' + last if last else ''})"
+
+    def plot(self, path=None, axes=None, title=None):
+        """Loss and accuracy per epoch, training and validation (matplotlib).
+
+        See backprop.plotting.plot_history; per-layer gradient norms are
+        drawn by backprop.plotting.plot_grad_norms.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Also save the figure there (.png, .svg, .pdf, ...).
+        axes : matplotlib Axes or sequence of two, optional
+            Draw into these instead of a new figure.
+        title : str, optional
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        ModuleNotFoundError
+            When matplotlib is missing: ``pip install "backprop[plot]"``.
+        """
+        from .plotting import plot_history
+        return plot_history(self, path=path, axes=axes, title=title)

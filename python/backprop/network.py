@@ -433,3 +433,56 @@ class Network:
                 "output": self.activations[-1], "loss": self.loss, "init": self.init,
                 "init_std": self.init_std, "dtype": self.dtype.name, "backend": self.backend,
                 "seed": self.seed}
+
+    # -- PyTorch interchange (backprop.torch_interop) -------------------------
+    @classmethod
+    def from_torch(cls, module, loss=None, dtype=None, backend="native", seed=None):
+        """A network computing what a ``torch.nn.Sequential`` of Linear layers computes.
+
+        Supports Linear (with bias), ReLU, LeakyReLU(0.01), Tanh, Sigmoid,
+        Identity and a final Softmax(dim=-1). The loss defaults to
+        cross_entropy after a trailing Softmax, binary_cross_entropy after a
+        trailing Sigmoid, else mse; ``loss='cross_entropy'`` on a module
+        ending in a Linear treats its outputs as logits (adds a softmax
+        output). See backprop.torch_interop.from_torch.
+
+        Raises
+        ------
+        ModuleNotFoundError
+            Without PyTorch (``pip install "backprop[torch]"``).
+        ValueError
+            Naming the first unsupported module.
+        """
+        from .torch_interop import from_torch
+        return from_torch(module, loss=loss, dtype=dtype, backend=backend, seed=seed, network_class=cls)
+
+    def to_torch(self, logits=False):
+        """This network as a ``torch.nn.Sequential`` (copies of the weights, same dtype).
+
+        The module ends in ``nn.Softmax(dim=-1)`` or ``nn.Sigmoid()`` when the
+        output is softmax or sigmoid, so it returns what ``forward`` returns;
+        ``logits=True`` leaves that last module out (for
+        ``nn.CrossEntropyLoss`` / ``nn.BCEWithLogitsLoss``). Identity
+        activations get no module. See backprop.torch_interop.to_torch.
+        """
+        from .torch_interop import to_torch
+        return to_torch(self, logits=logits)
+
+    def state_dict(self):
+        """Copies of the parameters under PyTorch's names: ``{"0.weight": W, "0.bias": b, ...}``.
+
+        Indices are the Linear layers' positions in ``to_torch()``'s
+        Sequential; values are NumPy arrays, (n_out, n_in) and (n_out,).
+        """
+        from .torch_interop import state_dict
+        return state_dict(self)
+
+    def load_state_dict(self, state_dict):
+        """Set the parameters from a PyTorch-style state dict (NumPy arrays or torch tensors).
+
+        Keys and shapes must be exactly those of ``self.state_dict()``; all
+        are checked before anything is written, so on error (ValueError,
+        TypeError) the network is unchanged.
+        """
+        from .torch_interop import load_state_dict
+        load_state_dict(self, state_dict)

@@ -57,8 +57,20 @@ class Optimizer:
     def reset(self):
         """Forget all state (momentum, moments, step count)."""
         self.state = {}
-        self.step_count = 0
+        # The step count lives in an array so that the native core updates it
+        # together with the weights, with no Python code (where Ctrl-C could
+        # land) in between.
+        self._step = np.zeros(1, np.int64)
         self._owner = None
+
+    @property
+    def step_count(self):
+        """Updates taken so far (Adam's t)."""
+        return int(self._step[0])
+
+    @step_count.setter
+    def step_count(self, value):
+        self._step[0] = value
 
     def _state_for(self, network):
         """The state arrays for `network`, created (zeroed) on first use."""

@@ -1,0 +1,119 @@
+"""Type stubs for backprop._core: the loader that re-exports the compiled core
+(cpp/bindings.cpp) built for the best instruction set this CPU runs.
+
+Arrays: ``params`` is the flat, contiguous, writeable parameter vector
+(float32 or float64, length ``Model.n_params``); ``X`` and ``targets`` are 2-D
+arrays of the same dtype (samples are rows); ``labels`` and ``order`` are
+contiguous 1-D int64 arrays.
+"""
+
+from typing import Any, ClassVar, Optional, Sequence, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+_Float = np.floating[Any]
+_FloatArray = npt.NDArray[_Float]
+_IndexArray = npt.NDArray[np.int64]
+
+LEVELS: tuple[str, ...]
+
+class OptimizerKind:
+    """Which update rule a training epoch applies (a pybind11 enum)."""
+
+    sgd: ClassVar[OptimizerKind]
+    adam: ClassVar[OptimizerKind]
+    __members__: ClassVar[dict[str, OptimizerKind]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class OptimizerConfig:
+    """Hyper-parameters of one optimizer step (see backprop.optim)."""
+
+    kind: OptimizerKind
+    lr: float
+    weight_decay: float
+    momentum: float
+    nesterov: bool
+    beta1: float
+    beta2: float
+    eps: float
+    def __init__(self) -> None: ...
+
+class _EpochResult(TypedDict):
+    """What Model.train_epoch returns (a plain dict at run time)."""
+
+    status: str  # 'completed', 'interrupted', 'nonfinite_loss' or 'nonfinite_update'
+    batches: int
+    samples: int
+    loss_sum: float
+    n_correct: int
+    step: int
+    weight_grad_norm_sums: list[float]
+    interrupt: Optional[BaseException]
+
+class Model:
+    """The core for one network shape; the scalar type follows each call's params."""
+
+    def __init__(self, sizes: Sequence[int], activations: Sequence[str], loss: str) -> None: ...
+    @property
+    def n_params(self) -> int: ...
+    def forward(self, params: _FloatArray, X: _FloatArray) -> _FloatArray:
+        """A^(L) for every row of X: (n_samples, n_out)."""
+    def evaluate(
+        self,
+        params: _FloatArray,
+        X: _FloatArray,
+        labels: Optional[_IndexArray] = None,
+        targets: Optional[_FloatArray] = None,
+    ) -> tuple[float, int]:
+        """(summed loss, number of correct classifications)."""
+    def gradients(
+        self,
+        params: _FloatArray,
+        X: _FloatArray,
+        labels: Optional[_IndexArray] = None,
+        targets: Optional[_FloatArray] = None,
+    ) -> tuple[float, _FloatArray]:
+        """(mean loss, flat gradient of the mean loss)."""
+    def train_epoch(
+        self,
+        params: _FloatArray,
+        X: _FloatArray,
+        labels: Optional[_IndexArray],
+        targets: Optional[_FloatArray],
+        order: _IndexArray,
+        batch_size: int,
+        config: OptimizerConfig,
+        first: Optional[_FloatArray],
+        second: Optional[_FloatArray],
+        step: int,
+        record_grad_norms: bool,
+    ) -> _EpochResult:
+        """One epoch of mini-batch training over the rows listed in order; updates params in place."""
+
+class _BuildInfo(TypedDict):
+    """What build_info returns (a plain dict at run time)."""
+
+    isa: str  # 'baseline', 'avx2', 'avx512' or 'native'
+    compiler: str
+    openmp: Optional[int]
+    eigen: str
+    simd: str
+
+def build_info() -> _BuildInfo:
+    """Level, compiler, OpenMP, Eigen version and SIMD of this build."""
+
+def set_num_threads(n: int) -> None:
+    """Threads for the core's matrix products (n >= 1)."""
+
+def get_num_threads() -> int:
+    """Threads the core's matrix products use."""
