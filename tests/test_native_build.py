@@ -104,3 +104,30 @@ def test_thread_counts_agree(restore_threads):
     for a, b in zip(one[0], two[0]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(one[1], two[1], rtol=1e-12, atol=1e-14)
+
+
+FORK_CHECK = """
+import multiprocessing as mp, numpy as np, backprop as bp
+
+def train(queue):
+    net = bp.Network([64, 256, 256, 10], seed=1)
+    X, y = np.random.default_rng(1).random((512, 64)), np.arange(512) % 10
+    net.fit(X, y, epochs=1, batch_size=64)
+    queue.put((bp.get_num_threads(), bool(np.isfinite(net.layers[0].W).all())))
+
+if __name__ == "__main__":
+    parent = bp.Network([64, 256, 256, 10], seed=0)  # the parent uses OpenMP first
+    parent.fit(np.random.default_rng(0).random((512, 64)), np.arange(512) % 10, epochs=1, batch_size=64)
+    queue = mp.get_context("fork").Queue()
+    child = mp.get_context("fork").Process(target=train, args=(queue,))
+    child.start()
+    print(queue.get(timeout=60))
+    child.join()
+"""
+
+
+def test_forked_child_trains_on_one_thread(tmp_path):
+    script = tmp_path / "fork_check.py"
+    script.write_text(FORK_CHECK)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "(1, True)"

@@ -44,11 +44,20 @@ inline std::atomic<int>& thread_limit() {
   return limit;
 }
 
+// Set in a child process after fork(): GNU OpenMP's thread pool does not
+// survive a fork, and a child that opens a parallel region after its parent
+// did can hang. Children therefore train on one thread.
+inline std::atomic<bool>& forked_child() {
+  static std::atomic<bool> forked{false};
+  return forked;
+}
+
 // The largest team the core may use: OpenMP's limit for the calling thread
 // (OMP_NUM_THREADS, threadpoolctl, else the number of CPUs), lowered by
 // thread_limit(). Eigen itself is kept single-threaded (see bindings.cpp):
 // all parallelism is the core's own, so nothing nests or oversubscribes.
 inline int max_team_size() {
+  if (forked_child().load()) return 1;
   int n = 1;
 #ifdef _OPENMP
   n = omp_get_max_threads();
