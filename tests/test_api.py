@@ -133,3 +133,14 @@ def test_interrupt_leaves_last_completed_step():
     for a, b in zip(net.layers, twin.layers):
         np.testing.assert_array_equal(a.W, b.W)
     np.testing.assert_array_equal(optimizer.state["momentum_buffer"], twin_optimizer.state["momentum_buffer"])
+
+
+def test_strided_labels_and_targets(backend):
+    X, y = make_data("cross_entropy", 40, 3, 3)
+    net = bp.Network([3, 3], dtype="float64", backend=backend, seed=0)
+    strided = np.repeat(y, 2)[::2]
+    assert not strided.flags.c_contiguous
+    assert net.evaluate(X, strided) == net.evaluate(X, y)
+    X, Y = make_data("mse", 40, 3, 2)
+    reg = bp.Network([3, 2], loss="mse", dtype="float64", backend=backend, seed=0)
+    assert reg.evaluate(X, np.asfortranarray(Y)) == reg.evaluate(X, Y)

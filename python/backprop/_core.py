@@ -44,7 +44,7 @@ def _load():
 _module = _load()
 # GNU OpenMP cannot run parallel regions in a child forked after the parent
 # used it; the core then trains single-threaded instead of hanging.
-if hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork") and hasattr(_module, "after_fork_in_child"):
     os.register_at_fork(after_in_child=_module.after_fork_in_child)
 Model = _module.Model
 OptimizerConfig = _module.OptimizerConfig

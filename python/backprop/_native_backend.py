@@ -17,6 +17,11 @@ def _aligned(a, dtype):
     return None if a is None else np.require(a, dtype, requirements="A")
 
 
+def _labels(labels):
+    # The core reads class labels as one contiguous int64 vector.
+    return None if labels is None else np.require(labels, np.int64, requirements=["C", "A"])
+
+
 class NativeBackend:
     """Forward, loss and gradients, and whole epochs in C++."""
 
@@ -31,11 +36,11 @@ class NativeBackend:
         return self.model.forward(params, _aligned(X, self.dtype))
 
     def evaluate(self, params, X, labels=None, targets=None):
-        return self.model.evaluate(params, _aligned(X, self.dtype), _aligned(labels, np.int64),
+        return self.model.evaluate(params, _aligned(X, self.dtype), _labels(labels),
                                    _aligned(targets, self.dtype))
 
     def gradients(self, params, X, labels=None, targets=None):
-        return self.model.gradients(params, _aligned(X, self.dtype), _aligned(labels, np.int64),
+        return self.model.gradients(params, _aligned(X, self.dtype), _labels(labels),
                                     _aligned(targets, self.dtype))
 
     def train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
@@ -53,6 +58,6 @@ class NativeBackend:
             config.beta1, config.beta2, config.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
             first, second = state["m"], state["v"]
         return self.model.train_epoch(
-            params, _aligned(X, self.dtype), _aligned(labels, np.int64), _aligned(targets, self.dtype),
+            params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype),
             np.ascontiguousarray(order, np.int64), int(batch_size), config, first, second,
             optimizer._step, bool(record_grad_norms))

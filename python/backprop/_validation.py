@@ -116,7 +116,7 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
             bad = low if low < 0 else high
             raise ValueError(f"{name} holds class label {bad:g}, outside [0, {n_outputs}) for a network "
                              f"with {n_outputs} outputs")
-        return array.astype(np.int64), None
+        return array.astype(np.int64, copy=False), None
 
     expected = f"({n_samples}, {n_outputs})"
     if array.shape != (n_samples, n_outputs):

@@ -1,0 +1,9 @@
+"""backprop's benchmark suite (issue 3): backprop native against its NumPy backend, PyTorch and scikit-learn.
+
+    python -m benchmarks [--quick] [--threads N] [--repeats R] [--data DIR] [--out FILE.json]
+
+Modules: ``workloads`` (W1–W8 and the goals), ``data`` (Fashion-MNIST or
+synthetic), ``peers`` (one trainer per peer, and the BLAS floor), ``suite``
+(timing), ``rss`` (peak memory in fresh processes), ``report`` (tables,
+JSON, chart), ``run`` (the command line).
+"""

@@ -1,0 +1,364 @@
+"""Runs the workloads on the peers and collects every figure in one dict.
+
+Timing rules: each figure is the median of ``repeats`` runs after one
+untimed warm-up; within each repetition every peer runs once, in an order
+that rotates from one repetition to the next, so drift on a shared machine
+(another process, frequency changes) hits all peers alike. Before each timed
+run the suite pauses (the previous peer's thread pools stop spinning) and
+runs a few untimed batches of the same peer (its own threads wake up). Repetitions are
+consecutive epochs: each peer keeps its weights and optimizer state, and
+all peers get the same freshly shuffled order for each epoch.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import backprop as bp
+
+from . import data as bench_data
+from . import rss
+from .peers import LABELS, make_predictor, make_trainer
+from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
+
+
+_STARTED = time.perf_counter()
+
+
+def _log(message):
+    """Progress on stderr, with the seconds since the suite was imported."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def _initial_params(workload):
+    """The backprop network's initial weights for `workload`, [(W, b), ...] in its dtype."""
+    net = bp.Network(workload.sizes, activation=workload.activation, dtype=workload.dtype,
+                     backend="numpy", seed=workload.seed)
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+
+def _rotated(items, by):
+    by %= max(len(items), 1)
+    return items[by:] + items[:by]
+
+
+def _median(values):
+    return float(statistics.median(values)) if values else None
+
+
+def _draw_order(generator, n):
+    """(the generator's state before drawing, a permutation of n) for one epoch."""
+    state = generator.bit_generator.state
+    return state, generator.permutation(n)
+
+
+def _settle(seconds):
+    """Pause so that the thread pools of the peer that ran last stop spinning.
+
+    OpenBLAS's idle workers (and OpenMP's) busy-wait for up to ~0.1 s after
+    their last task; measured here, a native forward pass right after a
+    NumPy one took 3 times as long as after a 0.2 s pause. Each timed run
+    then starts with ``prime``, a few untimed batches of the same peer, so
+    its own threads are awake.
+    """
+    if seconds:
+        time.sleep(seconds)
+
+
+def time_training(workload, X, y, peers, repeats, settle):
+    """Median epoch time of every peer on `workload`.
+
+    Parameters
+    ----------
+    workload : Workload
+    X, y : arrays with exactly ``workload.n_samples`` rows, in the workload's dtype
+    peers : list of peer names, 'floor' included where wanted
+    repeats : int
+    settle : float, seconds to pause before each timed run (see _settle)
+
+    Returns
+    -------
+    dict with seconds (median per peer), runs (every time), ratio_to_native,
+    samples_per_second, shared_initial_weights, same_batches, notes, failed
+    """
+    init = _initial_params(workload)
+    trainers, failed = {}, {}
+    for name in peers:
+        try:
+            trainers[name] = make_trainer(name, workload, init)
+        except Exception as error:  # a broken peer is reported, not fatal
+            failed[name] = f"setup failed: {type(error).__name__}: {error}"
+    order_generator = np.random.default_rng(10_000 + workload.seed)
+
+    def run_once(name, X_part, y_part, order, state, timed):
+        trainer = trainers[name]
+        trainer.prepare(X_part, y_part, order, state)
+        if timed:
+            _settle(settle)
+            trainer.prime()
+        started = time.perf_counter()
+        trainer.run()
+        return time.perf_counter() - started
+
+    times = {name: [] for name in trainers}
+    n_warm = warmup_rows(workload)
+    plan = [(None, n_warm)] + [(r, workload.n_samples) for r in range(repeats)]
+    for repetition, n in plan:
+        state, order = _draw_order(order_generator, n)
+        for name in _rotated(list(trainers), repetition or 0):
+            if name in failed:
+                continue
+            try:
+                seconds = run_once(name, X[:n], y[:n], order, state, repetition is not None)
+            except Exception as error:
+                failed[name] = f"failed: {type(error).__name__}: {error}"
+                continue
+            if repetition is not None:
+                times[name].append(seconds)
+
+    seconds = {name: _median(t) for name, t in times.items() if name not in failed and t}
+    native = seconds.get("native")
+    result = {
+        "workload": workload.to_dict(),
+        "description": workload.describe(),
+        "seconds": seconds,
+        "runs": {name: times[name] for name in seconds},
+        "ratio_to_native": {name: s / native for name, s in seconds.items()} if native else {},
+        "samples_per_second": {name: workload.n_samples / s for name, s in seconds.items()},
+        "shared_initial_weights": {name: t.shares_initial_weights for name, t in trainers.items()
+                                   if name != "floor"},
+        "same_batches": {name: t.syncs_order for name, t in trainers.items() if name != "floor"},
+        "notes": {name: t.notes for name, t in trainers.items() if t.notes},
+        "failed": failed,
+    }
+    if "sklearn" in seconds:
+        result["sklearn_validation_seconds"] = trainers["sklearn"].validation_seconds()
+    return result
+
+
+def time_prediction(workload, X, peers, repeats, settle):
+    """W5: median time of a forward pass over all rows of X per peer, and the floor's.
+
+    A forward pass takes tens of milliseconds, so it is repeated at least 5
+    times; each timed call follows an untimed one of the same peer.
+    """
+    init = _initial_params(workload)
+    predictors, notes, failed = {}, {}, {}
+    for name in peers:
+        try:
+            predictors[name], peer_notes = make_predictor(name, workload, init, X)
+        except Exception as error:
+            failed[name] = f"setup failed: {type(error).__name__}: {error}"
+            continue
+        if peer_notes:
+            notes[name] = peer_notes
+    times = {name: [] for name in predictors}
+    for repetition in [None] + list(range(max(repeats, 5))):
+        for name in _rotated(list(predictors), repetition or 0):
+            if repetition is not None:
+                _settle(settle)
+                predictors[name]()  # wakes this peer's threads, as prime does for training
+            started = time.perf_counter()
+            predictors[name]()
+            if repetition is not None:
+                times[name].append(time.perf_counter() - started)
+    seconds = {name: _median(t) for name, t in times.items()}
+    native = seconds.get("native")
+    return {
+        "description": (f"forward pass of the W1 network ({'-'.join(map(str, workload.sizes))}) over "
+                        f"{X.shape[0]:,} rows, {workload.dtype}; floor: its 3 forward products"),
+        "rows": int(X.shape[0]),
+        "seconds": seconds,
+        "runs": times,
+        "ratio_to_native": {name: s / native for name, s in seconds.items()} if native else {},
+        "notes": notes,
+        "failed": failed,
+    }
+
+
+def time_threads(workload, X, y, threads, repeats, settle):
+    """W7: native epoch time of `workload` with 1 thread and with `threads`, interleaved."""
+    trainer = make_trainer("native", workload, _initial_params(workload))
+    counts = [1, threads] if threads > 1 else [1]
+    times = {n: [] for n in counts}
+    reported = {}  # what bp.get_num_threads() says after each setting: a capped request shows here
+    order_generator = np.random.default_rng(20_000 + workload.seed)
+    try:
+        for repetition in [None] + list(range(repeats)):
+            n_rows = warmup_rows(workload) if repetition is None else workload.n_samples
+            for count in _rotated(counts, repetition or 0):
+                state, order = _draw_order(order_generator, n_rows)
+                trainer.prepare(X[:n_rows], y[:n_rows], order, state)
+                bp.set_num_threads(count)
+                reported[str(count)] = bp.get_num_threads()
+                if repetition is not None:
+                    _settle(settle)
+                    trainer.prime()
+                started = time.perf_counter()
+                trainer.run()
+                if repetition is not None:
+                    times[count].append(time.perf_counter() - started)
+    finally:
+        bp.set_num_threads(threads)
+    seconds = {str(n): _median(t) for n, t in times.items()}
+    speedup = seconds["1"] / seconds[str(threads)] if threads > 1 else None
+    return {"description": f"W2 on backprop native with 1 and {threads} threads: {workload.describe()}",
+            "threads": counts, "threads_reported": reported, "seconds": seconds,
+            "runs": {str(n): t for n, t in times.items()}, "speedup": speedup}
+
+
+def _derived(timed):
+    """W4 (efficiency of W1 and W2) and W6 (float64 against float32 ratios) from the timed workloads."""
+    derived = {}
+    efficiency = {}
+    for key in ("W1", "W2"):
+        seconds = timed.get(key, {}).get("seconds", {})
+        if "native" in seconds and "floor" in seconds:
+            efficiency[key] = {"native_seconds": seconds["native"], "floor_seconds": seconds["floor"],
+                               "efficiency": seconds["floor"] / seconds["native"],
+                               "native_over_floor": seconds["native"] / seconds["floor"]}
+    if efficiency:
+        derived["W4"] = {"description": "BLAS floor (the products of every step, preallocated) / native "
+                                        "epoch time", **efficiency}
+    comparison = {}
+    for key in ("W1", "W2", "W3"):
+        single, double = timed.get(key, {}).get("seconds", {}), timed.get(f"W6.{key}", {}).get("seconds", {})
+        if "native" not in single or "native" not in double:
+            continue
+        for peer in ("torch", "numpy", "sklearn"):
+            if peer in single and peer in double:
+                f32, f64 = single["native"] / single[peer], double["native"] / double[peer]
+                comparison[f"{key} native/{peer}"] = {"float32": f32, "float64": f64, "change": f64 / f32 - 1}
+    if comparison:
+        derived["W6"] = {"description": "native/peer time ratios, float64 against float32", **comparison}
+    return derived
+
+
+def memory(peers, X, y, workload, threads):
+    """Peak RSS of each peer's W1 fit (each in a fresh process) and native's bound."""
+    figures = rss.measure(peers, X, y, workload, threads)
+    native = figures.get("native", {})
+    result = {"workload": workload.to_dict(), "peers": figures}
+    if "fit_increase" in native:
+        bound = rss.native_bound(workload, X.shape[0], native["data_bytes"], native["param_bytes"])
+        result["native_bound"] = bound
+        result["native_fit_increase_over_bound"] = native["fit_increase"] / bound["total"]
+    return result
+
+
+def evaluate_goals(results):
+    """The goals table: each goal with its measured figure and PASS, MISS or n/a."""
+    rows = []
+    workloads = results["workloads"]
+    for goal in goals():
+        figure, note = None, ""
+        if goal.kind in ("ratio", "floor") and goal.key not in workloads:
+            note = "not run"
+        elif goal.kind == "ratio":
+            seconds = workloads.get(goal.key, {}).get("seconds", {})
+            if "native" in seconds and goal.peer in seconds:
+                figure = seconds["native"] / seconds[goal.peer]
+            else:
+                note = f"needs native and {LABELS[goal.peer]}"
+        elif goal.kind == "floor":
+            seconds = workloads.get(goal.key, {}).get("seconds", {})
+            if "native" in seconds and "floor" in seconds:
+                figure = seconds["native"] / seconds["floor"]
+            else:
+                note = "needs native"
+        elif goal.kind == "speedup":
+            figure = workloads.get("W7", {}).get("speedup")
+            if figure is None:
+                note = "needs --threads ≥ 2" if "W7" in workloads else "not run"
+        elif goal.kind == "memory":
+            figure = results.get("memory", {}).get("native_fit_increase_over_bound")
+            if figure is None:
+                note = "needs native" if "memory" in results else "not measured"
+        if figure is None:
+            status = "n/a"
+        elif goal.at_least:
+            status = "PASS" if figure >= goal.bound else "MISS"
+        else:
+            status = "PASS" if figure <= goal.bound else "MISS"
+        rows.append({"id": goal.goal_id, "workload": goal.key, "what": goal.text,
+                     "goal": f"{'≥' if goal.at_least else '≤'} {goal.bound:.3g}", "bound": goal.bound,
+                     "measured": figure, "status": status, "note": note})
+    return rows
+
+
+def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=False, selected=None,
+              measure_memory=True):
+    """Every workload of `mode` on every peer in `peers`.
+
+    Parameters
+    ----------
+    mode : workloads.Mode
+    repeats : int
+    threads : int
+    peers : list of available peer names
+    data_path : str, optional, Fashion-MNIST folder
+    force_synthetic : bool
+    selected : set of str, optional
+        Workload ids to run ("W1" … "W8"); default all.
+    measure_memory : bool
+
+    Returns
+    -------
+    dict: data, workloads {key: figures}, memory, goals
+    """
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"])
+    workloads = training_workloads(mode)
+    started = time.perf_counter()
+    dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
+                              n_test=mode.predict_rows)
+    _log(f"data: {dataset.description}")
+    inputs = {("pixels", "float32"): (dataset.X, dataset.y)}
+    inputs[("pooled64", "float32")] = (bench_data.pool_to_64(dataset.X[:mode.pooled_samples]),
+                                       dataset.y[:mode.pooled_samples])
+
+    def arrays_for(workload):
+        key = (workload.inputs, workload.dtype)
+        if key not in inputs:
+            X, y = inputs[(workload.inputs, "float32")]
+            inputs[key] = (X.astype(workload.dtype), y)
+        X, y = inputs[key]
+        return X[:workload.n_samples], y[:workload.n_samples]
+
+    w3_inputs = "the first rows' central 24×24 pixels averaged over 3×3 blocks (8×8 = 64)"
+    results = {"data": {"source": dataset.source, "description": dataset.description, "w3_inputs": w3_inputs},
+               "workloads": {}}
+    # The floor runs beside every SGD workload: W4 needs it beside W1 and W2;
+    # elsewhere it costs little and shows the efficiency all the same.
+    wanted = {"W1": {"W1", "W4"}, "W2": {"W2", "W4"}, "W3": {"W3"}, "W8": {"W8"},
+              "W6.W1": {"W6"}, "W6.W2": {"W6"}, "W6.W3": {"W6"}}
+    for key, workload in workloads.items():
+        if not wanted[key] & selected:
+            continue
+        _log(f"{key}: {workload.describe()}")
+        with_floor = peers + ["floor"] if workload.optimizer == "sgd" else peers
+        X, y = arrays_for(workload)
+        results["workloads"][key] = time_training(workload, X, y, with_floor, repeats, mode.settle_seconds)
+
+    results["workloads"].update(_derived(results["workloads"]))
+
+    if "W5" in selected:
+        w5 = Workload("W5", W1_SIZES, "relu", 32, mode.predict_rows)
+        _log(f"W5: predict {mode.predict_rows:,} rows")
+        results["workloads"]["W5"] = time_prediction(w5, dataset.X_test, peers + ["floor"], repeats,
+                                                     mode.settle_seconds)
+    if "W7" in selected and "native" in peers:
+        _log(f"W7: W2 native, 1 vs {threads} threads")
+        X, y = arrays_for(workloads["W2"])
+        results["workloads"]["W7"] = time_threads(workloads["W2"], X, y, threads, repeats,
+                                                  mode.settle_seconds)
+    if measure_memory:
+        _log("memory: W1 fit per peer, each in a fresh process")
+        X, y = arrays_for(workloads["W1"])
+        results["memory"] = memory(peers, X, y, workloads["W1"], threads)
+    results["goals"] = evaluate_goals(results)
+    results["elapsed_seconds"] = time.perf_counter() - started
+    return results

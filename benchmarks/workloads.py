@@ -1,0 +1,163 @@
+"""The workloads W1–W8 of issue 3, their sizes per mode, and the goals to reach.
+
+A training workload is one epoch of mini-batch training of a dense network
+with softmax cross-entropy. The modes scale the number of samples only:
+``full`` is the issue's definition, ``quick`` a tenth of it (under a minute
+on 2 cores), ``smoke`` a few hundred rows (for the test suite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+W1_SIZES = (784, 256, 128, 10)
+W3_SIZES = (64, 32, 10)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One epoch of training, described completely enough for every peer to repeat it.
+
+    Attributes
+    ----------
+    key : str
+        "W1", "W2", "W3", "W8", or "W6.W1" … for the float64 variants.
+    sizes : tuple of int
+        Layer widths n_0 … n_L.
+    activation : str
+        Hidden activation, 'relu' or 'sigmoid'; the output is always softmax
+        with cross-entropy.
+    batch_size, n_samples : int
+    dtype : 'float32' or 'float64'
+    optimizer : 'sgd' (plain, no momentum) or 'adam' (β = 0.9, 0.999, ε = 1e-8)
+    lr : float
+    inputs : 'pixels' (784 features) or 'pooled64' (see ``data.pool_to_64``)
+    seed : int
+        Seeds the initial weights (backprop's ``Network(seed=...)``).
+    """
+
+    key: str
+    sizes: tuple
+    activation: str
+    batch_size: int
+    n_samples: int
+    dtype: str = "float32"
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    inputs: str = "pixels"
+    seed: int = 0
+
+    @property
+    def steps(self):
+        """Training steps (batches) in one epoch; the last may be smaller."""
+        return -(-self.n_samples // self.batch_size)
+
+    def describe(self):
+        """One line: architecture, optimizer, batch, samples, dtype."""
+        optimizer = f"SGD lr {self.lr:g}" if self.optimizer == "sgd" else f"Adam lr {self.lr:g}"
+        inputs = ", inputs pooled to 8×8" if self.inputs == "pooled64" else ""
+        return (f"{'-'.join(map(str, self.sizes))} {self.activation}, softmax CE, {optimizer}, "
+                f"batch {self.batch_size}, {self.n_samples:,} samples{inputs}, {self.dtype} "
+                f"({self.steps:,} steps)")
+
+    def to_dict(self):
+        return {**asdict(self), "sizes": list(self.sizes), "steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, fields):
+        known = {k: v for k, v in fields.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "sizes": tuple(known["sizes"])})
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How big each workload is in one mode of the suite.
+
+    Attributes
+    ----------
+    name : str
+    pixel_samples : int, training rows of W1, W2, W8 and their float64 variants
+    pooled_samples : int, training rows of W3
+    predict_rows : int, rows W5 predicts
+    settle_seconds : float, pause before each timed run so that the
+        previous peer's idle thread pools stop spinning (``suite._settle``)
+    """
+
+    name: str
+    pixel_samples: int
+    pooled_samples: int
+    predict_rows: int
+    settle_seconds: float
+
+
+MODES = {
+    "full": Mode("full", 60_000, 18_000, 10_000, 0.25),
+    "quick": Mode("quick", 6_000, 3_600, 10_000, 0.2),
+    "smoke": Mode("smoke", 512, 256, 256, 0.0),
+}
+
+
+def training_workloads(mode):
+    """The training workloads of `mode` in the order the suite runs them: {key: Workload}.
+
+    W4 (efficiency), W5 (predict) and W7 (threads) reuse W1 and W2 and are
+    not listed here.
+    """
+    w1 = Workload("W1", W1_SIZES, "relu", 32, mode.pixel_samples)
+    w2 = replace(w1, key="W2", batch_size=256)
+    w3 = Workload("W3", W3_SIZES, "sigmoid", 16, mode.pooled_samples, inputs="pooled64")
+    w8 = replace(w1, key="W8", optimizer="adam", lr=1e-3)
+    float64 = [replace(w, key=f"W6.{w.key}", dtype="float64") for w in (w1, w2, w3)]
+    return {w.key: w for w in (w1, w2, w3, w8, *float64)}
+
+
+def warmup_rows(workload):
+    """Rows of the untimed warm-up epoch: enough batches to load code, threads and caches."""
+    return min(workload.n_samples, max(workload.n_samples // 10, 4 * workload.batch_size))
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One line of the goals table.
+
+    The figure is ``native seconds / peer seconds`` for kind 'ratio',
+    ``native seconds / floor seconds`` for 'floor', the 1-thread over
+    n-thread time for 'speedup', and the fit's memory over the bound for
+    'memory'. 'speedup' must reach the bound; the others stay at or below it.
+    """
+
+    goal_id: str
+    key: str
+    kind: str
+    peer: str
+    bound: float
+    text: str
+
+    @property
+    def at_least(self):
+        return self.kind == "speedup"
+
+
+def goals():
+    """The issue's goals, W1–W8 and memory, in the order the table prints them."""
+    table = [
+        Goal("W1", "W1", "ratio", "torch", 0.45, "native / PyTorch"),
+        Goal("W1", "W1", "ratio", "numpy", 0.55, "native / numpy backend"),
+        Goal("W2", "W2", "ratio", "torch", 0.8, "native / PyTorch"),
+        Goal("W2", "W2", "ratio", "numpy", 0.8, "native / numpy backend"),
+        Goal("W3", "W3", "ratio", "torch", 1 / 50, "native / PyTorch"),
+        Goal("W3", "W3", "ratio", "numpy", 1 / 8, "native / numpy backend"),
+        Goal("W4", "W1", "floor", "floor", 1.25, "native / BLAS floor, W1"),
+        Goal("W4", "W2", "floor", "floor", 1.25, "native / BLAS floor, W2"),
+        Goal("W5", "W5", "floor", "floor", 1.15, "native predict / BLAS floor"),
+    ]
+    # W6: "the same ratios within 20 %": each float32 goal, loosened by a fifth.
+    for goal in [g for g in table if g.kind == "ratio"]:
+        table.append(replace(goal, goal_id="W6", key=f"W6.{goal.key}", bound=goal.bound * 1.2,
+                             text=f"{goal.text}, {goal.key} float64 (1.2 × {goal.key}'s goal)"))
+    table += [
+        Goal("W7", "W7", "speedup", "native", 1.6, "native speed-up, n threads over 1 (W2)"),
+        Goal("W8", "W8", "ratio", "torch", 0.45, "native / PyTorch, Adam"),
+        Goal("mem", "memory", "memory", "native", 1.0, "native fit memory / bound (W1)"),
+    ]
+    return table

@@ -1,0 +1,86 @@
+"""The benchmark suite runs end to end and writes the JSON it documents.
+
+Runs ``python -m benchmarks --smoke`` (a few hundred synthetic samples, one
+repetition, one thread) in a subprocess. No timing is checked: figures live
+in the benchmark's output, never in assertions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(REPO_ROOT, "benchmarks", "run.py")),
+                                reason="needs the repository's benchmarks/ folder")
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--synthetic", "--threads", "1",
+                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out) as file:
+        return json.load(file), done.stdout, out
+
+
+def test_json_describes_machine_and_settings(smoke_run):
+    results, _, _ = smoke_run
+    machine = results["machine"]
+    for key in ("cpu_model", "logical_cpus", "threads", "python", "versions", "backprop", "build_info", "blas"):
+        assert key in machine
+    assert "isa" in machine["build_info"] or "error" in machine["build_info"]
+    assert results["settings"]["mode"] == "smoke"
+    assert results["settings"]["threads"] == 1
+    assert results["data"]["source"] == "synthetic"
+
+
+def test_json_holds_every_workload(smoke_run):
+    results, _, _ = smoke_run
+    workloads = results["workloads"]
+    native = results["peers"]["native"][0]
+    timed = ["W1", "W2", "W3", "W8", "W6.W1", "W6.W2", "W6.W3"]
+    for key in timed:
+        figures = workloads[key]
+        assert set(figures) >= {"workload", "seconds", "runs", "ratio_to_native", "same_batches",
+                                "shared_initial_weights"}
+        expected_peers = {"numpy"} | ({"native"} if native else set())
+        expected_peers |= {p for p, m in (("torch", "torch"), ("sklearn", "sklearn")) if _installed(m)}
+        assert set(figures["seconds"]) >= expected_peers
+        assert all(figures["same_batches"].values())
+        assert all(figures["shared_initial_weights"].values())
+    assert "floor" in workloads["W1"]["seconds"]
+    assert set(workloads["W5"]["seconds"]) >= {"numpy", "floor"}
+    if native:
+        assert set(workloads["W4"]) >= {"W1", "W2"}
+        assert set(workloads["W4"]["W1"]) >= {"floor_seconds", "native_seconds", "efficiency",
+                                              "native_over_floor"}
+        assert "W6" in workloads
+        assert workloads["W7"]["threads"] == [1]  # --threads 1: nothing to compare
+
+
+def test_json_reports_memory_and_goals(smoke_run):
+    results, stdout, out = smoke_run
+    memory = results["memory"]
+    for peer, figures in memory["peers"].items():
+        assert "error" not in figures, (peer, figures)
+        assert set(figures) >= {"data_bytes", "param_bytes", "rss_before_fit", "peak_rss", "fit_increase"}
+    if results["peers"]["native"][0]:
+        assert set(memory["native_bound"]) >= {"params_x4", "permutation", "batch_buffers", "total"}
+    ids = [row["id"] for row in results["goals"]]
+    assert ids.count("W6") == 6 and {"W1", "W2", "W3", "W4", "W5", "W7", "W8", "mem"} <= set(ids)
+    assert all(row["status"] in ("PASS", "MISS", "n/a") for row in results["goals"])
+    assert "Goals (issue 3)" in stdout and "instruction-set level" in stdout
+    if _installed("matplotlib"):
+        assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
