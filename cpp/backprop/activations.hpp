@@ -30,51 +30,55 @@ inline Activation activation_from_name(const std::string& name) {
   throw std::invalid_argument("unknown activation '" + name + "'");
 }
 
-// Z ← σ(Z + b 1ᵀ) in one pass over each column. Z: n × B (a matrix or a block
-// of one), b: n. softmax normalises each column, so Z must hold whole columns.
+namespace detail {
+
+// x ← σ(x) elementwise, for a contiguous run of values (softmax excluded).
+template <class X>
+void activate_in_place(Activation act, X&& x) {
+  using T = typename std::decay_t<X>::Scalar;
+  switch (act) {
+    case Activation::identity:
+    case Activation::softmax:
+      break;
+    case Activation::sigmoid:
+      x = T(1) / (T(1) + (-x).exp());
+      break;
+    case Activation::tanh:
+      x = x.tanh();
+      break;
+    case Activation::relu:
+      x = x.max(T(0));
+      break;
+    case Activation::leaky_relu:
+      x = (x > T(0)).select(x, T(kLeakyReluSlope) * x);
+      break;
+  }
+}
+
+}  // namespace detail
+
+// Z ← σ(Z + b 1ᵀ). Z: n × B (a matrix or a block of rows of one), b: n.
+// softmax normalises each column, so for it Z must hold whole columns.
 template <class ZType, class BiasType>
 void add_bias_and_activate(Activation act, ZType&& Z, const BiasType& b) {
   using T = typename std::decay_t<ZType>::Scalar;
-  const auto bias = b.array();
-  const Index B = Z.cols();
-  switch (act) {
-    case Activation::identity:
-      for (Index j = 0; j < B; ++j) Z.col(j).array() += bias;
-      break;
-    case Activation::sigmoid:
-      for (Index j = 0; j < B; ++j) {
-        auto z = Z.col(j).array();
-        z = T(1) / (T(1) + (-(z + bias)).exp());
-      }
-      break;
-    case Activation::tanh:
-      for (Index j = 0; j < B; ++j) {
-        auto z = Z.col(j).array();
-        z = (z + bias).tanh();
-      }
-      break;
-    case Activation::relu:
-      for (Index j = 0; j < B; ++j) {
-        auto z = Z.col(j).array();
-        z = (z + bias).max(T(0));
-      }
-      break;
-    case Activation::leaky_relu:
-      for (Index j = 0; j < B; ++j) {
-        auto z = Z.col(j).array();
-        z += bias;
-        z = (z > T(0)).select(z, T(kLeakyReluSlope) * z);
-      }
-      break;
-    case Activation::softmax:
-      // Shift by the column maximum so exp never overflows.
-      for (Index j = 0; j < B; ++j) {
-        auto z = Z.col(j).array();
-        z += bias;
-        z = (z - z.maxCoeff()).exp();
-        z /= z.sum();
-      }
-      break;
+  const Index n = Z.rows(), B = Z.cols();
+  const T* bias = b.data();
+  for (Index j = 0; j < B; ++j) {  // plain loops: cheaper than an expression per column
+    T* z = Z.data() + j * Z.outerStride();
+#pragma omp simd
+    for (Index i = 0; i < n; ++i) z[i] += bias[i];
+  }
+  if (act == Activation::softmax) {
+    for (Index j = 0; j < B; ++j) {  // shift by the column maximum so exp never overflows
+      auto column = Z.col(j).array();
+      column = (column - column.maxCoeff()).exp();
+      column /= column.sum();
+    }
+  } else if (Z.outerStride() == n) {  // whole columns: one vectorised pass over all of Z
+    detail::activate_in_place(act, Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(Z.data(), n * B));
+  } else {
+    for (Index j = 0; j < B; ++j) detail::activate_in_place(act, Z.col(j).array());
   }
 }
 

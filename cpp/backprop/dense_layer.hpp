@@ -39,14 +39,19 @@ void dense_parameter_gradients(const MatrixMap<T>& D, const ConstMatrixMap<T>& A
                                VectorMap<T>& db, bool accumulate, Index r0, Index n) {
   if (n == 0) return;
   const auto D_rows = D.middleRows(r0, n);
-  auto db_rows = db.segment(r0, n);
   if (accumulate) {
     dW.middleRows(r0, n).noalias() += D_rows * A_prev.transpose();
   } else {
     dW.middleRows(r0, n).noalias() = D_rows * A_prev.transpose();
-    db_rows.setZero();
+    db.segment(r0, n).setZero();
   }
-  for (Index j = 0; j < D_rows.cols(); ++j) db_rows += D_rows.col(j);
+  // Plain loops: an Eigen expression per column costs more than the sum.
+  T* sum = db.data() + r0;
+  for (Index j = 0; j < D.cols(); ++j) {
+    const T* column = D.data() + j * D.rows() + r0;
+#pragma omp simd
+    for (Index i = 0; i < n; ++i) sum[i] += column[i];
+  }
 }
 
 }  // namespace backprop
