@@ -3,7 +3,8 @@
 //
 // The Python package validates user input once; these checks are the last
 // line that keeps anything reachable from Python from touching memory it
-// should not (shapes, dtypes, strides, index ranges).
+// should not (shapes, dtypes, strides, index ranges). Index arrays are copied
+// before the GIL is released, so other threads cannot change them unchecked.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/numpy.h>
@@ -15,10 +16,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "backprop/architecture.hpp"
 #include "backprop/optimizers.hpp"
@@ -71,41 +68,60 @@ DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
   return src;
 }
 
-// A writable, contiguous 1-D array of exactly n elements of T.
+// A contiguous 1-D array of exactly n elements of T.
 template <class T>
-T* flat_buffer(py::array& a, const char* name, Index n) {
+const T* flat_input(const py::array& a, const char* name, Index n) {
   check_dtype<T>(a, name);
   if (a.ndim() != 1 || a.shape(0) != n)
     fail(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " + shape_of(a));
   if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be contiguous");
+  return static_cast<const T*>(a.data());
+}
+
+// The same, writeable.
+template <class T>
+T* flat_buffer(py::array& a, const char* name, Index n) {
+  flat_input<T>(a, name, n);
   if (!a.writeable()) fail(std::string(name) + " must be writeable");
   return static_cast<T*>(a.mutable_data());
 }
 
-// A contiguous 1-D int64 array of n values in [0, bound).
-const std::int64_t* index_array(const py::array& a, const char* name, Index n, Index bound) {
+// The n values of a contiguous 1-D int64 array, each in [0, bound), copied:
+// the core reads them with the GIL released, when another Python thread
+// could change the caller's array after this check.
+std::vector<std::int64_t> index_array(const py::array& a, const char* name, Index n, Index bound) {
   if (!py::array_t<std::int64_t>::check_(a) || a.ndim() != 1 || !(a.flags() & py::array::c_style))
     fail(std::string(name) + " must be a contiguous 1-D int64 array");
   if (a.shape(0) != n)
     fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
-  const auto* values = static_cast<const std::int64_t*>(a.data());
-  for (Index i = 0; i < n; ++i)
-    if (values[i] < 0 || values[i] >= bound)
-      fail(std::string(name) + " holds " + std::to_string(values[i]) + ", outside [0, " + std::to_string(bound) + ")");
+  const auto* first = static_cast<const std::int64_t*>(a.data());
+  std::vector<std::int64_t> values(first, first + n);
+  for (const std::int64_t v : values)
+    if (v < 0 || v >= bound)
+      fail(std::string(name) + " holds " + std::to_string(v) + ", outside [0, " + std::to_string(bound) + ")");
   return values;
 }
 
+// `value` as an ndarray borrowed from the caller (alive for the whole call),
+// never a converted temporary whose buffer would die before the core reads it.
+py::array as_ndarray(const py::object& value, const char* name) {
+  if (!py::isinstance<py::array>(value)) fail(std::string(name) + " must be a NumPy array");
+  return py::reinterpret_borrow<py::array>(value);
+}
+
 // Targets given either as class labels or as dense rows, for n samples.
+// Labels are copied into `label_store`, which must outlive the returned source.
 template <class T>
 TargetSource<T> target_source(const Architecture& arch, const py::object& labels, const py::object& targets,
-                              Index n) {
+                              Index n, std::vector<std::int64_t>& label_store) {
   if (labels.is_none() == targets.is_none()) fail("give exactly one of labels and targets");
   TargetSource<T> y;
   if (!labels.is_none()) {
     if (arch.loss() != Loss::cross_entropy) fail("class labels need the cross_entropy loss");
-    y.labels = index_array(labels.cast<py::array>(), "labels", n, arch.n_outputs());
+    label_store = index_array(as_ndarray(labels, "labels"), "labels", n, arch.n_outputs());
+    y.labels = label_store.data();
   } else {
-    y.dense = data_source<T>(targets.cast<py::array>(), "targets", arch.n_outputs());
+    y.dense = data_source<T>(as_ndarray(targets, "targets"), "targets", arch.n_outputs());
     if (y.dense.rows != n) fail("targets must have one row per sample of X");
   }
   return y;
@@ -131,7 +147,7 @@ class Model {
   py::array forward(py::array params, const py::array& X) const {
     return dispatch(params, [&](auto tag) -> py::array {
       using T = decltype(tag);
-      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
       py::array_t<T> out({x.rows, arch_.n_outputs()});
       T* o = out.mutable_data();
@@ -147,9 +163,10 @@ class Model {
                      const py::object& targets) const {
     return dispatch(params, [&](auto tag) -> py::tuple {
       using T = decltype(tag);
-      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      std::vector<std::int64_t> label_store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
       LossStats s;
       {
         py::gil_scoped_release release;
@@ -163,9 +180,10 @@ class Model {
                       const py::object& targets) const {
     return dispatch(params, [&](auto tag) -> py::tuple {
       using T = decltype(tag);
-      const T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      std::vector<std::int64_t> label_store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
       py::array_t<T> grads(arch_.n_params());
       T* g = grads.mutable_data();
       double loss;
@@ -185,10 +203,11 @@ class Model {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows);
+      std::vector<std::int64_t> label_store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
       if (order.ndim() != 1 || order.shape(0) == 0) fail("order must be a non-empty 1-D array");
       const Index n = order.shape(0);
-      const std::int64_t* idx = index_array(order, "order", n, x.rows);
+      const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
       if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
         fail("step must be a writeable int64 array of shape (1,)");
@@ -199,12 +218,12 @@ class Model {
       const bool needs_first = config.kind == OptimizerKind::adam || config.momentum != 0.0;
       if (needs_first) {
         if (first.is_none()) fail("this optimizer needs a first state buffer");
-        auto a = first.cast<py::array>();
+        py::array a = as_ndarray(first, "first");
         state.first = flat_buffer<T>(a, "first", arch_.n_params());
       }
       if (config.kind == OptimizerKind::adam) {
         if (second.is_none()) fail("Adam needs a second state buffer");
-        auto a = second.cast<py::array>();
+        py::array a = as_ndarray(second, "second");
         state.second = flat_buffer<T>(a, "second", arch_.n_params());
       }
 
@@ -220,7 +239,7 @@ class Model {
       EpochResult r;
       {
         py::gil_scoped_release release;
-        r = backprop::train_epoch(arch_, p, config, state, x, y, idx, n, batch_size, record_grad_norms,
+        r = backprop::train_epoch(arch_, p, config, state, x, y, idx.data(), n, batch_size, record_grad_norms,
                                   should_stop);
         *step_count = state.step;  // with the weights, before any Python code runs
       }

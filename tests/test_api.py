@@ -144,3 +144,62 @@ def test_strided_labels_and_targets(backend):
     X, Y = make_data("mse", 40, 3, 2)
     reg = bp.Network([3, 2], loss="mse", dtype="float64", backend=backend, seed=0)
     assert reg.evaluate(X, np.asfortranarray(Y)) == reg.evaluate(X, Y)
+
+
+def test_pickle_and_deepcopy_give_an_independent_copy(backend):
+    import copy
+    import pickle
+
+    X, y = make_data("cross_entropy", 64, 4, 3)
+    net = bp.Network([4, 5, 3], dtype="float64", backend=backend, seed=0)
+    net.fit(X, y, epochs=1, batch_size=8, optimizer=bp.SGD(lr=0.1, momentum=0.9))
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert clone.backend == net.backend
+        np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+        clone.layers[0].W[...] = 7.0  # the clone owns its parameters
+        assert not np.any(net.layers[0].W == 7.0)
+    clone = copy.deepcopy(net)
+    net.fit(X, y, epochs=2, batch_size=8)  # momentum and shuffling carry on in both
+    clone.fit(X, y, epochs=2, batch_size=8)
+    np.testing.assert_array_equal(clone.layers[0].W, net.layers[0].W)
+
+
+def test_optimizer_hyper_parameters_are_checked_when_set(backend):
+    opt = bp.SGD(lr=0.1)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        opt.lr = -5.0
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        opt.lr = "0.1"
+    assert opt.lr == 0.1
+    adam = bp.Adam()
+    with pytest.raises(ValueError, match="beta1 must be in"):
+        adam.beta1 = 1.0
+
+    X, y = make_data("cross_entropy", 32, 4, 3)
+    net = bp.Network([4, 3], dtype="float64", backend=backend, seed=0)
+    opt.momentum = 0.9  # switched on after construction: state appears on use
+    net.fit(X, y, epochs=1, optimizer=opt)
+    assert "momentum_buffer" in opt.state
+    before, history = [l.W.copy() for l in net.layers], net.history
+    opt.momentum = 0.0
+    opt.nesterov = True
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+        net.fit(X, y, epochs=1, optimizer=opt)
+    assert net.history is history
+    np.testing.assert_array_equal(net.layers[0].W, before[0])
+
+
+def test_binary_predict_and_accuracy_agree_at_the_threshold(backend):
+    net = bp.Network([1, 1], output="sigmoid", dtype="float32", backend=backend)
+    net.layers[0].W = [[1e-8]]
+    X, y = np.ones((1, 1)), np.ones((1, 1))
+    assert net.predict(X)[0, 0] == 0  # sigmoid(1e-8) rounds to 0.5 in float32
+    assert net.evaluate(X, y)["accuracy"] == 0.0
+
+
+def test_cross_entropy_with_probability_rows_at_large_logits(backend):
+    net = bp.Network([3, 3], output="softmax", dtype="float32", backend=backend)
+    net.layers[0].W = np.diag([30000.0, 0.0, -30000.0]).astype(np.float32)
+    Y = np.array([[1 - 1e-6, 5e-7, 5e-7]])
+    loss = net.evaluate([[1.0, 1.0, 1.0]], Y)["loss"]
+    assert loss == pytest.approx(0.045, rel=1e-3)

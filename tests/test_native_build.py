@@ -131,3 +131,28 @@ def test_forked_child_trains_on_one_thread(tmp_path):
     script.write_text(FORK_CHECK)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "(1, True)"
+
+
+def test_core_refuses_what_it_cannot_keep_alive():
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    params = np.zeros(model.n_params)
+    X = np.zeros((5, 4))
+    with pytest.raises(ValueError, match="labels must be a NumPy array"):
+        model.evaluate(params, X, labels=[0, 1, 2, 0, 1])
+    config = _core.OptimizerConfig()
+    config.momentum = 0.9
+    with pytest.raises(ValueError, match="first must be a NumPy array"):
+        model.train_epoch(params, X, np.zeros(5, np.int64), None, np.arange(5), 2, config,
+                          [0.0] * model.n_params, None, np.zeros(1, np.int64), False)
+
+
+def test_core_reads_read_only_parameters():
+    model = _core.Model([4, 3], ["identity"], "mse")
+    params = np.arange(model.n_params, dtype=np.float64)
+    params.setflags(write=False)
+    assert model.forward(params, np.ones((2, 4))).shape == (2, 3)
+
+
+def test_core_refuses_sizes_whose_parameter_count_overflows():
+    with pytest.raises(ValueError, match="overflows"):
+        _core.Model([1, 2**61, 6], ["relu", "softmax"], "cross_entropy")

@@ -33,10 +33,13 @@ class Architecture {
       throw std::invalid_argument("binary_cross_entropy needs a sigmoid output");
     Index offset = 0;
     for (Index l = 0; l < n_layers(); ++l) {
+      Index weights, grown;
+      if (__builtin_mul_overflow(n_out(l), n_in(l), &weights) || __builtin_add_overflow(offset, weights, &grown) ||
+          __builtin_add_overflow(grown, n_out(l), &grown))
+        throw std::invalid_argument("layer sizes too large: the parameter count overflows");
       weight_offsets_.push_back(offset);
-      offset += n_out(l) * n_in(l);
-      bias_offsets_.push_back(offset);
-      offset += n_out(l);
+      bias_offsets_.push_back(offset + weights);
+      offset = grown;
     }
     n_params_ = offset;
   }

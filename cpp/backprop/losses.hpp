@@ -64,35 +64,29 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
     case Loss::cross_entropy: {
       for (Index j = 0; j < B; ++j) {
         auto z = out.col(j);
-        Index predicted;
+        const T* t = y.labels ? nullptr : y.dense + j * n_out;
+        Index predicted, wanted;
         const T z_max = z.maxCoeff(&predicted);
-        T target_dot_z, target_sum;  // Σ_k y_k z_k and Σ_k y_k
-        bool right;
+        if (y.labels)
+          wanted = y.labels[j];
+        else
+          ConstVectorMap<T>(t, n_out).maxCoeff(&wanted);
+        const T log_sum = std::log((z.array() - z_max).exp().sum());  // lse(z) = z_max + log_sum
         if (y.labels) {
-          target_dot_z = z(y.labels[j]);
-          target_sum = T(1);
-          right = predicted == y.labels[j];
-        } else {
-          ConstVectorMap<T> t(y.dense + j * n_out, n_out);
-          target_dot_z = t.dot(z);
-          target_sum = t.sum();
-          Index wanted;
-          t.maxCoeff(&wanted);
-          right = predicted == wanted;
+          stats.loss_sum += double((z_max - z(wanted)) + log_sum);
+        } else {  // Σ_k y_k (lse − z_k) term by term, never a difference of two large sums
+          for (Index k = 0; k < n_out; ++k) stats.loss_sum += double(t[k] * ((z_max - z(k)) + log_sum));
         }
+        stats.n_correct += predicted == wanted ? 1.0 : 0.0;
         z.array() = (z.array() - z_max).exp();
-        const T sum_exp = z.sum();
-        const T lse = z_max + std::log(sum_exp);
-        stats.loss_sum += double(lse * target_sum - target_dot_z);
-        stats.n_correct += right ? 1.0 : 0.0;
-        z /= sum_exp;  // softmax
+        z /= z.sum();  // softmax
         if (delta) {
           auto d = delta->col(j);
           if (y.labels) {
             d = z * scale;
-            d(y.labels[j]) -= scale;
+            d(wanted) -= scale;
           } else {
-            d = (z - ConstVectorMap<T>(y.dense + j * n_out, n_out)) * scale;
+            d = (z - ConstVectorMap<T>(t, n_out)) * scale;
           }
         }
       }
@@ -104,8 +98,8 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
         for (Index k = 0; k < n_out; ++k) {
           const T z = out(k, j), t = Y(k, j);
           stats.loss_sum += double(std::max(z, T(0)) - z * t + std::log1p(std::exp(-std::abs(z))));
-          stats.n_correct += ((z > T(0)) == (t > T(0.5))) ? 1.0 : 0.0;
           const T a = T(1) / (T(1) + std::exp(-z));
+          stats.n_correct += ((a > T(0.5)) == (t > T(0.5))) ? 1.0 : 0.0;  // as Network.predict
           out(k, j) = a;
           if (delta) (*delta)(k, j) = (a - t) * scale;
         }

@@ -66,11 +66,12 @@ inline int max_team_size() {
   return limit > 0 && limit < n ? limit : n;
 }
 
-// Team size for `macs` multiply-adds per step: about one thread per million,
-// so that small networks do not pay for synchronisation they cannot amortise.
-inline int team_size_for(double macs) {
+// Team size, at most `cap`, for `macs` multiply-adds per step: about one
+// thread per million, so that small networks do not pay for synchronisation
+// they cannot amortise. Callers read `cap` once per call, so buffers sized by
+// it stay large enough if another thread changes the limit meanwhile.
+inline int team_size_for(double macs, int cap) {
   const int wanted = static_cast<int>(macs / 1.0e6);
-  const int cap = max_team_size();
   return wanted < 1 ? 1 : (wanted > cap ? cap : wanted);
 }
 

@@ -1,5 +1,6 @@
 // The loops that run over a whole data set: training epochs, inference,
-// evaluation and full-data gradients. Nothing here allocates per batch.
+// evaluation and full-data gradients. Their buffers are allocated once per
+// call; inside a batch only Eigen's large products allocate (packing space).
 #pragma once
 
 #include <algorithm>
@@ -74,9 +75,10 @@ template <class T>
 void predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out) {
   const Index capacity = std::min(kInferenceChunk, X.rows), n_out = arch.n_outputs();
   Workspace<T> ws(arch, capacity);
+  const int team_cap = max_team_size();
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(team_size_for(double(B) * arch.n_weights()), [&](const Team& team) {
+    run_team(team_size_for(double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
       const Index c0 = team.begin(B), count = team.count(B);
       MatrixMap<T>(out + (first + c0) * n_out, n_out, count) = ws.activation(arch.n_layers(), B).middleCols(c0, count);
@@ -92,10 +94,11 @@ LossStats evaluate(const Architecture& arch, const T* params, const DataSource<T
   std::vector<std::int64_t> label_buf(ws.capacity());
   Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
   const Index L = arch.n_layers();
+  const int team_cap = max_team_size();
   LossStats total;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(team_size_for(double(B) * arch.n_weights()), [&](const Team& team) {
+    run_team(team_size_for(double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
     });
     MatrixMap<T> out = ws.activation(L, B);
@@ -116,11 +119,12 @@ double full_gradients(const Architecture& arch, const T* params, const DataSourc
   Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
   const T scale = T(1.0 / double(X.rows));
   const Index L = arch.n_layers();
+  const int team_cap = max_team_size();
   double loss_sum = 0.0;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
-    run_team(team_size_for(3.0 * double(B) * arch.n_weights()), [&](const Team& team) {
+    run_team(team_size_for(3.0 * double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
       if (team.leader()) {
@@ -164,7 +168,8 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   Buffer<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
   Buffer<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
   const StepBackup<T> backup{backup_first.data(), backup_second.data()};
-  std::vector<T> probes(static_cast<std::size_t>(max_team_size()));
+  const int team_cap = max_team_size();
+  std::vector<T> probes(static_cast<std::size_t>(team_cap));
   const Index L = arch.n_layers();
 
   EpochResult result;
@@ -175,7 +180,7 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
     const auto batch = detail::gather_targets(y, index, 0, B, label_buf, dense_buf);
     LossStats stats;
     bool loss_finite = true, update_finite = true;
-    run_team(team_size_for(3.0 * double(B) * arch.n_weights()), [&](const Team& team) {
+    run_team(team_size_for(3.0 * double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
       if (team.leader()) {

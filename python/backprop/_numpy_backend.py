@@ -95,8 +95,8 @@ class NumpyBackend:
             z_max = out.max(axis=1, keepdims=True)
             e = np.exp(out - z_max)
             sum_exp = e.sum(axis=1, keepdims=True)
-            lse = z_max + np.log(sum_exp)
-            loss = float(np.sum(Y * (lse - out), dtype=np.float64))
+            # Σ_k y_k (lse − z_k) with lse − z_k = (z_max − z_k) + log Σ exp(z − z_max)
+            loss = float(np.sum(Y * ((z_max - out) + np.log(sum_exp)), dtype=np.float64))
             wanted = labels if labels is not None else Y.argmax(axis=1)
             correct = float(np.count_nonzero(out.argmax(axis=1) == wanted))
             a = e / sum_exp
@@ -104,8 +104,8 @@ class NumpyBackend:
         if self.loss == "binary_cross_entropy":
             terms = np.maximum(out, 0) - out * Y + np.log1p(np.exp(-np.abs(out)))
             loss = float(np.sum(terms, dtype=np.float64))
-            correct = float(np.count_nonzero((out > 0) == (Y > 0.5)))
             a = _sigmoid(out)
+            correct = float(np.count_nonzero((a > 0.5) == (Y > 0.5)))  # as Network.predict
             return loss, correct, a, a - Y
         diff = out - Y  # mse
         loss = float(0.5 * np.sum(diff * diff, dtype=np.float64))

@@ -270,8 +270,6 @@ def _cmd_train(args):
     import backprop as bp
     from .progress import fit_with_progress
 
-    if args.momentum is not None and args.optimizer != "sgd":
-        raise CLIError("--momentum applies to --optimizer sgd only")
     # Fail before training, not after it, on what would only show up at the end.
     for option in ("save", "plot", "plot_grad_norms"):
         path = getattr(args, option)
@@ -470,7 +468,7 @@ def build_parser(prog="backprop"):
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     train.add_argument("--lr", type=_positive_float, default=None,
                        help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
-    train.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
+    train.add_argument("--momentum", type=_fraction, default=None, help="SGD momentum (default 0.9)")
     train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 penalty on weights")
     train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--epochs", type=_positive_int, default=20)
@@ -538,6 +536,8 @@ def main(argv=None, prog="backprop"):
         args.args = argv[2:] if argv[1:2] == ["--"] else argv[1:]
     else:
         args = parser.parse_args(argv)
+        if getattr(args, "momentum", None) is not None and args.optimizer != "sgd":
+            parser.error("--momentum applies to --optimizer sgd only")
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

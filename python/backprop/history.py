@@ -11,8 +11,8 @@ class History:
     Attributes
     ----------
     history : dict of str -> list of float
-        "loss" (mean training loss over the epoch's batches, each measured
-        before its update) and, as they apply, "accuracy", "val_loss",
+        "loss" (training loss per sample, averaged over the epoch, each batch's
+        measured before its update) and, as they apply, "accuracy", "val_loss",
         "val_accuracy".
     epoch : list of int
         1-based epoch numbers.

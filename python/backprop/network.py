@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -374,6 +375,7 @@ class Network:
         elif not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
                             f"got {type(optimizer).__name__}")
+        optimizer._check()
         shuffle = check_bool("shuffle", shuffle)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         verbose = check_int("verbose", verbose, minimum=0)
@@ -416,6 +418,23 @@ class Network:
                 print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s ({n / max(seconds, 1e-9):,.0f} samples/s) - {figures}",
                       flush=True)
         return history
+
+    # -- copying ----------------------------------------------------------------
+    def __getstate__(self):
+        # The backend holds a compiled object and the layers hold views of
+        # _params: both are rebuilt on unpickling, so a copy owns its weights.
+        state = self.__dict__.copy()
+        state["_backend"] = self.backend
+        del state["layers"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.layers = [Dense(l, self.activations[l], W, b)
+                       for l, (W, b) in enumerate(self._layout.views(self._params))]
+        self._backend = _make_backend(state["_backend"], self.sizes, self.activations, self.loss, self.dtype)
+        if self.optimizer is not None and self.optimizer.state:
+            self.optimizer._owner = weakref.ref(self)  # its state belongs to this copy
 
     # -- files ----------------------------------------------------------------
     def save(self, path):

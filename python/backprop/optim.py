@@ -8,19 +8,18 @@ flat parameter vector, and carries over between calls to ``Network.fit``.
 
 from __future__ import annotations
 
-import numbers
 import weakref
 
 import numpy as np
+
+from ._validation import check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 def _check_real(name, value, accept, expected):
     """`value` as a float if it is a finite real number with accept(value)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    value = check_real(name, value)
     if not (np.isfinite(value) and accept(value)):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
@@ -38,6 +37,28 @@ def _unit_interval(name, value):
     return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
+def _bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+class _Hyper:
+    """A hyper-parameter attribute, checked on every assignment."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, optimizer, owner=None):
+        return self if optimizer is None else getattr(optimizer, self.slot)
+
+    def __set__(self, optimizer, value):
+        setattr(optimizer, self.slot, self.check(self.name, value))
+
+
 class Optimizer:
     """Base class: keeps the state arrays of one network between steps.
 
@@ -46,13 +67,21 @@ class Optimizer:
     """
 
     kind = ""
-    #: names of the state arrays this optimizer keeps, laid out like the parameters
-    _state_names: tuple = ()
+    lr = _Hyper(_positive)
+    weight_decay = _Hyper(_non_negative)
 
     def __init__(self, lr, weight_decay):
-        self.lr = _positive("lr", lr)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.lr = lr
+        self.weight_decay = weight_decay
         self.reset()
+
+    @property
+    def _state_names(self):
+        """Names of the state arrays this optimizer keeps, laid out like the parameters."""
+        return ()
+
+    def _check(self):
+        """Checks that involve several hyper-parameters (each one is checked when set)."""
 
     def reset(self):
         """Forget all state (momentum, moments, step count)."""
@@ -75,10 +104,18 @@ class Optimizer:
     def _state_for(self, network):
         """The state arrays for `network`, created (zeroed) on first use."""
         if self._owner is None or self._owner() is not network:
-            self.state = {name: np.zeros(network.n_params, network.dtype) for name in self._state_names}
+            self.state = {}
             self.step_count = 0
             self._owner = weakref.ref(network)
+        for name in self._state_names:  # e.g. momentum switched on after earlier steps
+            if name not in self.state:
+                self.state[name] = np.zeros(network.n_params, network.dtype)
         return self.state
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_owner"] = None  # a weak reference; Network.__setstate__ rebinds it
+        return state
 
     def _hyper(self):
         raise NotImplementedError
@@ -109,16 +146,22 @@ class SGD(Optimizer):
     """
 
     kind = "sgd"
+    momentum = _Hyper(_unit_interval)
+    nesterov = _Hyper(_bool)
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        self.momentum = _unit_interval("momentum", momentum)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
-        if nesterov and self.momentum == 0.0:
-            raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
-        self._state_names = ("momentum_buffer",) if self.momentum > 0 else ()
+        self.momentum = momentum
+        self.nesterov = nesterov
         super().__init__(lr, weight_decay)
+        self._check()
+
+    @property
+    def _state_names(self):
+        return ("momentum_buffer",) if self.momentum > 0 else ()
+
+    def _check(self):
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0")
 
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -145,13 +188,19 @@ class Adam(Optimizer):
     """
 
     kind = "adam"
-    _state_names = ("m", "v")
+    beta1 = _Hyper(_unit_interval)
+    beta2 = _Hyper(_unit_interval)
+    eps = _Hyper(_positive)
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        self.beta1 = _unit_interval("beta1", beta1)
-        self.beta2 = _unit_interval("beta2", beta2)
-        self.eps = _positive("eps", eps)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
         super().__init__(lr, weight_decay)
+
+    @property
+    def _state_names(self):
+        return ("m", "v")
 
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
