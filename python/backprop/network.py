@@ -328,6 +328,29 @@ class Network:
         return float(loss), [(dW, db) for dW, db in self._layout.views(flat)]
 
     # -- training -------------------------------------------------------------
+    def _check_fit_arguments(self, X, y, epochs, batch_size, optimizer, validation_data):
+        """fit's data and training arguments, checked and converted; changes nothing.
+
+        Returns (X, labels, targets, epochs, batch_size, optimizer, validation)
+        with `validation` None or (X_val, labels_val, targets_val).
+        """
+        X, labels, targets = self._check_Xy(X, y)
+        epochs = check_int("epochs", epochs)
+        batch_size = X.shape[0] if batch_size is None else min(check_int("batch_size", batch_size), X.shape[0])
+        if optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.01)
+        elif not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
+                            f"got {type(optimizer).__name__}")
+        optimizer._check()
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            validation = self._check_Xy(*validation_data, x_name="validation_data[0]",
+                                        y_name="validation_data[1]")
+        return X, labels, targets, epochs, batch_size, optimizer, validation
+
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
             verbose=0, record_grad_norms=False):
         """Train by mini-batch backpropagation.
@@ -366,25 +389,12 @@ class Network:
             training stops without that update, so the weights (and the
             optimizer's state) are those of the last finite step.
         """
-        X, labels, targets = self._check_Xy(X, y)
+        X, labels, targets, epochs, batch_size, optimizer, validation = self._check_fit_arguments(
+            X, y, epochs, batch_size, optimizer, validation_data)
         n = X.shape[0]
-        epochs = check_int("epochs", epochs)
-        batch_size = n if batch_size is None else min(check_int("batch_size", batch_size), n)
-        if optimizer is None:
-            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.01)
-        elif not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
-                            f"got {type(optimizer).__name__}")
-        optimizer._check()
         shuffle = check_bool("shuffle", shuffle)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         verbose = check_int("verbose", verbose, minimum=0)
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val)")
-            validation = self._check_Xy(*validation_data, x_name="validation_data[0]",
-                                        y_name="validation_data[1]")
 
         # Everything is checked: from here on the network changes.
         self.optimizer = optimizer

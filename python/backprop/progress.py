@@ -208,27 +208,15 @@ def fit_with_progress(network, X, y, epochs=1, batch_size=32, optimizer=None, va
         As Network.fit, naming the epoch and batch of the whole epoch.
     """
     from .history import History
-    from .optim import SGD, Optimizer
-    from ._validation import check_int
 
     # Check everything once, up front: a bad label in a late slice must not
     # stop training half-way, and converted arrays make the slices' checks cheap.
-    X, labels, targets = network._check_Xy(X, y)
+    X, labels, targets, epochs, batch_size, optimizer, validation = network._check_fit_arguments(
+        X, y, epochs, batch_size, optimizer, validation_data)
     y = labels if labels is not None else targets
     n = X.shape[0]
-    epochs = check_int("epochs", epochs)
-    batch_size = n if batch_size is None else min(check_int("batch_size", batch_size), n)
-    if optimizer is None:
-        optimizer = network.optimizer if network.optimizer is not None else SGD(lr=0.01)
-    elif not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
-                        f"got {type(optimizer).__name__}")
-    validation = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        X_val, val_labels, val_targets = network._check_Xy(*validation_data, x_name="validation_data[0]",
-                                                           y_name="validation_data[1]")
+    if validation is not None:
+        X_val, val_labels, val_targets = validation
         validation = (X_val, val_labels if val_labels is not None else val_targets)
     if progress not in KINDS:
         raise ValueError(f"progress must be one of {', '.join(map(repr, KINDS))}; got {progress!r}")
