@@ -127,6 +127,23 @@ TargetSource<T> target_source(const Architecture& arch, const py::object& labels
   return y;
 }
 
+// Polled between batches with the GIL released: true once Python has a
+// pending exception (Ctrl-C's KeyboardInterrupt). Takes the GIL at most every
+// 20 ms, so it costs nothing measurable.
+class InterruptPoll {
+ public:
+  bool operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_check_ < std::chrono::milliseconds(20)) return false;
+    last_check_ = now;
+    py::gil_scoped_acquire acquire;
+    return PyErr_CheckSignals() != 0;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_check_ = std::chrono::steady_clock::now();
+};
+
 // Calls f(float{}) or f(double{}) by the dtype of params.
 template <class F>
 decltype(auto) dispatch(const py::array& params, F&& f) {
@@ -151,10 +168,12 @@ class Model {
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
       py::array_t<T> out({x.rows, arch_.n_outputs()});
       T* o = out.mutable_data();
+      bool completed;
       {
         py::gil_scoped_release release;
-        predict(arch_, p, x, o);
+        completed = predict(arch_, p, x, o, InterruptPoll());
       }
+      if (!completed) throw py::error_already_set();  // KeyboardInterrupt
       return out;
     });
   }
@@ -168,10 +187,12 @@ class Model {
       std::vector<std::int64_t> label_store;
       const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
       LossStats s;
+      bool completed;
       {
         py::gil_scoped_release release;
-        s = backprop::evaluate(arch_, p, x, y);
+        completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), s);
       }
+      if (!completed) throw py::error_already_set();
       return py::make_tuple(s.loss_sum, s.n_correct);
     });
   }
@@ -187,10 +208,12 @@ class Model {
       py::array_t<T> grads(arch_.n_params());
       T* g = grads.mutable_data();
       double loss;
+      bool completed;
       {
         py::gil_scoped_release release;
-        loss = full_gradients(arch_, p, x, y, g);
+        completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss);
       }
+      if (!completed) throw py::error_already_set();
       return py::make_tuple(loss, grads);
     });
   }
@@ -227,15 +250,7 @@ class Model {
         state.second = flat_buffer<T>(a, "second", arch_.n_params());
       }
 
-      using clock = std::chrono::steady_clock;
-      auto last_check = clock::now();
-      const std::function<bool()> should_stop = [&last_check]() {
-        const auto now = clock::now();
-        if (now - last_check < std::chrono::milliseconds(20)) return false;
-        last_check = now;
-        py::gil_scoped_acquire acquire;
-        return PyErr_CheckSignals() != 0;
-      };
+      const std::function<bool()> should_stop = InterruptPoll();
       EpochResult r;
       {
         py::gil_scoped_release release;

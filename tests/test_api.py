@@ -203,3 +203,13 @@ def test_cross_entropy_with_probability_rows_at_large_logits(backend):
     Y = np.array([[1 - 1e-6, 5e-7, 5e-7]])
     loss = net.evaluate([[1.0, 1.0, 1.0]], Y)["loss"]
     assert loss == pytest.approx(0.045, rel=1e-3)
+
+
+def test_interrupt_stops_a_long_forward_pass():
+    net = bp.Network([512, 4096, 4096, 10], backend="native", seed=0)  # ~375 GFLOP for these rows
+    X = np.ones((20000, 512), dtype=np.float32)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        net.forward(X)
+    timer.join()

@@ -70,9 +70,12 @@ ConstMatrixMap<T> batch_input(const DataSource<T>& X, const std::int64_t* index,
 
 }  // namespace detail
 
-// out (n_samples × n_out, C-order) ← A^(L) for every row of X.
+// out (n_samples × n_out, C-order) ← A^(L) for every row of X. Like the two
+// passes below, it polls `should_stop` between chunks and returns false,
+// unfinished, when it says so.
 template <class T>
-void predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out) {
+bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out,
+             const std::function<bool()>& should_stop) {
   const Index capacity = std::min(kInferenceChunk, X.rows), n_out = arch.n_outputs();
   Workspace<T> ws(arch, capacity);
   const int team_cap = max_team_size();
@@ -83,19 +86,21 @@ void predict(const Architecture& arch, const T* params, const DataSource<T>& X, 
       const Index c0 = team.begin(B), count = team.count(B);
       MatrixMap<T>(out + (first + c0) * n_out, n_out, count) = ws.activation(arch.n_layers(), B).middleCols(c0, count);
     });
+    if (first + B < X.rows && should_stop()) return false;
   }
+  return true;
 }
 
-// Loss and correct classifications summed over the data set (no gradients).
+// total ← loss and correct classifications summed over the data set.
 template <class T>
-LossStats evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
-                   const TargetSource<T>& y) {
+bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
+              const std::function<bool()>& should_stop, LossStats& total) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   std::vector<std::int64_t> label_buf(ws.capacity());
   Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
-  LossStats total;
+  total = LossStats{};
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     run_team(team_size_for(double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
@@ -106,14 +111,15 @@ LossStats evaluate(const Architecture& arch, const T* params, const DataSource<T
     const LossStats s = output_loss<T>(arch.loss(), arch.activation(L - 1), out, batch, nullptr, T(1));
     total.loss_sum += s.loss_sum;
     total.n_correct += s.n_correct;
+    if (first + B < X.rows && should_stop()) return false;
   }
-  return total;
+  return true;
 }
 
-// grads ← ∂R/∂θ with R the mean loss over all of X; returns R.
+// grads ← ∂R/∂θ and loss ← R, with R the mean loss over all of X.
 template <class T>
-double full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X,
-                      const TargetSource<T>& y, T* grads) {
+bool full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
+                    T* grads, const std::function<bool()>& should_stop, double& loss) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   std::vector<std::int64_t> label_buf(ws.capacity());
   Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
@@ -135,8 +141,10 @@ double full_gradients(const Architecture& arch, const T* params, const DataSourc
       team.barrier();
       backward_pass(arch, params, input, ws, grads, first > 0, team);
     });
+    if (first + B < X.rows && should_stop()) return false;
   }
-  return loss_sum / double(X.rows);
+  loss = loss_sum / double(X.rows);
+  return true;
 }
 
 enum class EpochStatus { completed, interrupted, nonfinite_loss, nonfinite_update };
