@@ -51,14 +51,12 @@ class OptimizerConfig:
 class _EpochResult(TypedDict):
     """What Model.train_epoch returns (a plain dict at run time)."""
 
-    status: str  # 'completed', 'interrupted', 'nonfinite_loss' or 'nonfinite_update'
+    status: str  # 'completed', 'nonfinite_loss' or 'nonfinite_update' (Ctrl-C raises instead)
     batches: int
     samples: int
     loss_sum: float
-    n_correct: int
-    step: int
+    n_correct: float
     weight_grad_norm_sums: list[float]
-    interrupt: Optional[BaseException]
 
 class Model:
     """The core for one network shape; the scalar type follows each call's params."""
@@ -74,7 +72,7 @@ class Model:
         X: _FloatArray,
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
-    ) -> tuple[float, int]:
+    ) -> tuple[float, float]:
         """(summed loss, number of correct classifications)."""
     def gradients(
         self,
@@ -95,10 +93,14 @@ class Model:
         config: OptimizerConfig,
         first: Optional[_FloatArray],
         second: Optional[_FloatArray],
-        step: int,
+        step: _IndexArray,
         record_grad_norms: bool,
     ) -> _EpochResult:
-        """One epoch of mini-batch training over the rows listed in order; updates params in place."""
+        """One epoch of mini-batch training over the rows listed in order.
+
+        Updates params, first, second and step (an int64 array of shape (1,),
+        the optimizer's step count) in place.
+        """
 
 class _BuildInfo(TypedDict):
     """What build_info returns (a plain dict at run time)."""
@@ -113,7 +115,7 @@ def build_info() -> _BuildInfo:
     """Level, compiler, OpenMP, Eigen version and SIMD of this build."""
 
 def set_num_threads(n: int) -> None:
-    """Threads for the core's matrix products (n >= 1)."""
+    """Use at most n threads (n >= 1), capped by OpenMP's limit."""
 
 def get_num_threads() -> int:
-    """Threads the core's matrix products use."""
+    """The most threads the core will use from the calling thread."""
