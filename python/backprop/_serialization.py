@@ -16,6 +16,8 @@ import tempfile
 
 import numpy as np
 
+from ._npz import read_npz
+
 FORMAT = "backprop.Network"
 FORMAT_VERSION = 1
 HEADER_KEYS = ("sizes", "activation", "output", "loss", "init", "init_std", "dtype", "backend", "seed",
@@ -73,15 +75,10 @@ def _invalid(path, why):
 
 def _read(path):
     """(header dict, {name: array}) from the file, or ValueError saying what is wrong."""
-    with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual
-        try:
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            with archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except Exception as error:  # zipfile, zlib, format and pickle refusals alike
-            raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
+    try:
+        arrays = read_npz(path)  # missing or unreadable paths raise OSError as usual
+    except ValueError as error:
+        raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
     if "header" not in arrays:
         raise _invalid(path, "it has no 'header' entry")
     try:

@@ -8,6 +8,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._npz import read_npz
+
 __all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_csv", "load_npz", "FASHION_MNIST_DIRS"]
 
 # Where Debian's dataset-fashion-mnist package installs the IDX files.
@@ -190,15 +192,12 @@ def load_npz(path, require_labels=True):
     With ``require_labels=False`` an archive without ``y`` gives ``(X, None)``.
     """
     path = os.fspath(path)
-    with open(path, "rb") as file:
-        try:
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            with archive:
-                wanted = ("X", "y") if require_labels else ("X",)
-                if any(name not in archive.files for name in wanted):
-                    raise ValueError(f"expected arrays {' and '.join(map(repr, wanted))}, found {archive.files}")
-                return archive["X"], (archive["y"] if "y" in archive.files else None)
-        except Exception as error:  # zip, format and pickle refusals alike
-            raise ValueError(f"{path}: cannot read features and labels from it ({error})") from None
+    try:
+        arrays = read_npz(path)
+    except ValueError as error:
+        raise ValueError(f"{path}: cannot read features and labels from it ({error})") from None
+    wanted = ("X", "y") if require_labels else ("X",)
+    if any(name not in arrays for name in wanted):
+        raise ValueError(f"{path}: cannot read features and labels from it (expected arrays "
+                         f"{' and '.join(map(repr, wanted))}, found {sorted(arrays)})")
+    return arrays["X"], arrays.get("y")
