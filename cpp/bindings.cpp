@@ -367,7 +367,7 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Use at most n threads (capped by OpenMP's limit).");
-  m.def("after_fork_in_child", [] { forked_child().store(true); },
-        "Called in a forked child: train on one thread from now on (see team.hpp).");
   m.def("get_num_threads", &max_team_size, "Threads the core uses at most (from this thread).");
+  m.def("_set_sharing", [](int mode) { sharing_override().store(mode < 0 ? -1 : mode > 0 ? 1 : 0); },
+        py::arg("mode"), "Tests and benchmarks: -1 automatic, 0 leader alone, 1 always wake workers.");
 }

@@ -117,51 +117,48 @@ T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const Opt
 }  // namespace detail
 
 // One optimizer step, shared by `team`: params ← update(params, grads, state)
-// and state.step += 1. Each member updates the rows of W and entries of b
-// whose gradients it computed. If any new parameter or state value is not
-// finite the step is undone exactly and every member gets false. `grads` is
-// consumed (it ends up holding the old parameters). `probes` has one slot per
-// member. The team must meet (barrier or end of region) before the result
-// is used.
+// and state.step += 1. Each part updates the rows of W and entries of b
+// whose gradients the same part of the backward pass computed. If any new
+// parameter or state value is not finite the step is undone exactly and
+// false is returned. `grads` is consumed (it ends up holding the old
+// parameters). `probes` has one slot per part of the team.
 template <class T>
 bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
                     const StepBackup<T>& backup, T* params, T* grads, const Team& team, T* probes) {
   const std::int64_t t = state.step + 1;
   const T decay = T(config.weight_decay);
-  T probe = 0;
-  for (Index l = 0; l < arch.n_layers(); ++l) {
-    const Index n_out = arch.n_out(l), r0 = team.begin(n_out), rows = team.count(n_out);
-    // This member's rows of W^(l) (with weight decay), then its entries of b^(l).
-    const Index segments[2][2] = {{arch.weight_offset(l) + r0 * arch.n_in(l), rows * arch.n_in(l)},
-                                  {arch.bias_offset(l) + r0, rows}};
-    for (int s = 0; s < 2; ++s) {
-      const Index at = segments[s][0], n = segments[s][1];
-      const T seg_decay = s == 0 ? decay : T(0);
-      if (config.kind == OptimizerKind::sgd) {
-        T* buf = state.first ? state.first + at : nullptr;
-        T* buf_old = state.first ? backup.first + at : nullptr;
-        probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay);
-      } else {
-        probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
-                                      backup.first + at, backup.second + at, n, config, seg_decay, t);
+  team.parallel([&](const Part& part) {
+    T probe = 0;
+    for (Index l = 0; l < arch.n_layers(); ++l) {
+      const Index n_out = arch.n_out(l), r0 = part.begin(n_out), rows = part.count(n_out);
+      // This part's rows of W^(l) (with weight decay), then its entries of b^(l).
+      const Index segments[2][2] = {{arch.weight_offset(l) + r0 * arch.n_in(l), rows * arch.n_in(l)},
+                                    {arch.bias_offset(l) + r0, rows}};
+      for (int s = 0; s < 2; ++s) {
+        const Index at = segments[s][0], n = segments[s][1];
+        const T seg_decay = s == 0 ? decay : T(0);
+        if (config.kind == OptimizerKind::sgd) {
+          T* buf = state.first ? state.first + at : nullptr;
+          T* buf_old = state.first ? backup.first + at : nullptr;
+          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay);
+        } else {
+          probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
+                                        backup.first + at, backup.second + at, n, config, seg_decay, t);
+        }
       }
     }
-  }
-  probes[team.id] = probe;
-  team.barrier();
+    probes[part.id] = probe;
+  });
   T total = 0;
-  for (int i = 0; i < team.size; ++i) total += probes[i];
+  for (int i = 0; i < team.size(); ++i) total += probes[i];
   const bool finite = total == T(0);
-  team.barrier();  // all have read state.step and the probes before the leader writes
-  if (team.leader()) {
-    if (finite) {
-      state.step = t;
-    } else {
-      const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(arch.n_params());
-      std::memcpy(params, grads, bytes);
-      if (state.first) std::memcpy(state.first, backup.first, bytes);
-      if (state.second) std::memcpy(state.second, backup.second, bytes);
-    }
+  if (finite) {
+    state.step = t;
+  } else {
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(arch.n_params());
+    std::memcpy(params, grads, bytes);
+    if (state.first) std::memcpy(state.first, backup.first, bytes);
+    if (state.second) std::memcpy(state.second, backup.second, bytes);
   }
   return finite;
 }

@@ -45,7 +45,7 @@ class Workspace {
 
 // Runs layers 1..L on `input` (n_0 × B), shared by `team`. The output lands in
 // ws.activation(L, B) and holds logits if `stop_at_logits` and the loss reads
-// them, else A^(L). Every member returns after the last layer is complete.
+// them, else A^(L).
 template <class T>
 void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
                   Workspace<T>& ws, bool stop_at_logits, const Team& team) {
@@ -55,16 +55,18 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
     Activation act = arch.activation(l);
     if (l == L - 1 && stop_at_logits && loss_reads_logits(arch.loss())) act = Activation::identity;
     const ConstMatrixMap<T> prev = l == 0 ? input : ConstMatrixMap<T>(ws.activation_data(l), arch.n_in(l), B);
-    const Index n = arch.n_out(l), r0 = team.begin(n), rows = team.count(n);
-    if (act == Activation::softmax) {  // whole columns: products by rows, then softmax by columns
-      dense_forward(arch.W(params, l), arch.b(params, l), Activation::identity, prev, out, r0, rows);
+    const Index n = arch.n_out(l);
+    const bool softmax = act == Activation::softmax;  // whole columns: products by rows, then softmax by columns
+    team.parallel([&](const Part& part) {
+      dense_forward(arch.W(params, l), arch.b(params, l), softmax ? Activation::identity : act, prev, out,
+                    part.begin(n), part.count(n));
+    });
+    if (softmax) {
       const ConstVectorMap<T> zero_bias(ws.zeros(), n);
-      team.barrier();
-      add_bias_and_activate(act, out.middleCols(team.begin(B), team.count(B)), zero_bias);
-    } else {
-      dense_forward(arch.W(params, l), arch.b(params, l), act, prev, out, r0, rows);
+      team.parallel([&](const Part& part) {
+        add_bias_and_activate(act, out.middleCols(part.begin(B), part.count(B)), zero_bias);
+      });
     }
-    team.barrier();
   }
 }
 
@@ -80,16 +82,17 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
     WeightMap<T> dW = arch.W(grads, l);
     VectorMap<T> db = arch.b(grads, l);
     const ConstMatrixMap<T> A_prev = l == 0 ? input : ConstMatrixMap<T>(ws.activation_data(l), arch.n_in(l), B);
-    const Index n_out = arch.n_out(l);
-    dense_parameter_gradients(D, A_prev, dW, db, accumulate, team.begin(n_out), team.count(n_out));
-    if (l > 0) {  // δ of the layer below; the input layer needs none
-      MatrixMap<T> D_prev = ws.delta(l, B);
-      const Index n_in = arch.n_in(l), r0 = team.begin(n_in), rows = team.count(n_in);
-      dense_input_gradient(arch.W(params, l), D, D_prev, r0, rows);
-      multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B).middleRows(r0, rows),
-                             D_prev.middleRows(r0, rows));
-    }
-    team.barrier();
+    const Index n_out = arch.n_out(l), n_in = arch.n_in(l);
+    team.parallel([&](const Part& part) {
+      dense_parameter_gradients(D, A_prev, dW, db, accumulate, part.begin(n_out), part.count(n_out));
+      if (l > 0) {  // δ of the layer below; the input layer needs none
+        MatrixMap<T> D_prev = ws.delta(l, B);
+        const Index r0 = part.begin(n_in), rows = part.count(n_in);
+        dense_input_gradient(arch.W(params, l), D, D_prev, r0, rows);
+        multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B).middleRows(r0, rows),
+                               D_prev.middleRows(r0, rows));
+      }
+    });
   }
 }
 

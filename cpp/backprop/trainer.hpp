@@ -52,19 +52,20 @@ BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* ind
 
 // The input of a batch, shared by `team`: rows index[0..B) of X (rows
 // first..first+B when index is null). A C-contiguous X is mapped in place
-// for sequential batches; otherwise each member copies its share of the rows
+// for sequential batches; otherwise each part copies its share of the rows
 // into A^(0) of the workspace.
 template <class T>
 ConstMatrixMap<T> batch_input(const DataSource<T>& X, const std::int64_t* index, Index first, Index B,
                               Workspace<T>& ws, const Team& team) {
   if (!index && X.c_contiguous()) return ConstMatrixMap<T>(X.row(first), X.cols, B);
   T* dst = ws.activation_data(0);
-  const Index c0 = team.begin(B), count = team.count(B);
-  if (index)
-    gather_rows(X, index + c0, count, dst + c0 * X.cols);
-  else
-    copy_rows(X, first + c0, count, dst + c0 * X.cols);
-  team.barrier();
+  team.parallel([&](const Part& part) {
+    const Index c0 = part.begin(B), count = part.count(B);
+    if (index)
+      gather_rows(X, index + c0, count, dst + c0 * X.cols);
+    else
+      copy_rows(X, first + c0, count, dst + c0 * X.cols);
+  });
   return ConstMatrixMap<T>(dst, X.cols, B);
 }
 
@@ -81,10 +82,9 @@ bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, 
   const int team_cap = max_team_size();
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(team_size_for(double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
+    run_team(double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
-      const Index c0 = team.begin(B), count = team.count(B);
-      MatrixMap<T>(out + (first + c0) * n_out, n_out, count) = ws.activation(arch.n_layers(), B).middleCols(c0, count);
+      MatrixMap<T>(out + first * n_out, n_out, B) = ws.activation(arch.n_layers(), B);
     });
     if (first + B < X.rows && should_stop()) return false;
   }
@@ -103,7 +103,7 @@ bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
   total = LossStats{};
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(team_size_for(double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
+    run_team(double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
     });
     MatrixMap<T> out = ws.activation(L, B);
@@ -130,15 +130,12 @@ bool full_gradients(const Architecture& arch, const T* params, const DataSource<
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
-    run_team(team_size_for(3.0 * double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
+    run_team(3.0 * double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
-      if (team.leader()) {
-        MatrixMap<T> out = ws.activation(L, B);
-        MatrixMap<T> delta = ws.delta(L, B);
-        loss_sum += output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale).loss_sum;
-      }
-      team.barrier();
+      MatrixMap<T> out = ws.activation(L, B);
+      MatrixMap<T> delta = ws.delta(L, B);
+      loss_sum += output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale).loss_sum;
       backward_pass(arch, params, input, ws, grads, first > 0, team);
     });
     if (first + B < X.rows && should_stop()) return false;
@@ -188,25 +185,18 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
     const auto batch = detail::gather_targets(y, index, 0, B, label_buf, dense_buf);
     LossStats stats;
     bool loss_finite = true, update_finite = true;
-    run_team(team_size_for(3.0 * double(B) * arch.n_weights(), team_cap), [&](const Team& team) {
+    run_team(3.0 * double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
-      if (team.leader()) {
-        MatrixMap<T> out = ws.activation(L, B);
-        MatrixMap<T> delta = ws.delta(L, B);
-        stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
-        loss_finite = std::isfinite(stats.loss_sum);
-      }
-      team.barrier();
-      if (!loss_finite) return;  // every member sees the leader's verdict after the barrier
+      MatrixMap<T> out = ws.activation(L, B);
+      MatrixMap<T> delta = ws.delta(L, B);
+      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
+      loss_finite = std::isfinite(stats.loss_sum);
+      if (!loss_finite) return;
       backward_pass(arch, params, input, ws, grads.data(), false, team);
-      if (record_grad_norms) {
-        if (team.leader())
-          for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
-        team.barrier();  // norms read the gradients before the step overwrites them
-      }
-      const bool finite = optimizer_step(arch, config, state, backup, params, grads.data(), team, probes.data());
-      if (team.leader()) update_finite = finite;
+      if (record_grad_norms)  // before the step overwrites the gradients
+        for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
+      update_finite = optimizer_step(arch, config, state, backup, params, grads.data(), team, probes.data());
     });
     if (!loss_finite) {
       result.status = EpochStatus::nonfinite_loss;

@@ -42,14 +42,11 @@ def _load():
 
 
 _module = _load()
-# GNU OpenMP cannot run parallel regions in a child forked after the parent
-# used it; the core then trains single-threaded instead of hanging.
-if hasattr(os, "register_at_fork") and hasattr(_module, "after_fork_in_child"):
-    os.register_at_fork(after_in_child=_module.after_fork_in_child)
 Model = _module.Model
 OptimizerConfig = _module.OptimizerConfig
 OptimizerKind = _module.OptimizerKind
 build_info = _module.build_info
 set_num_threads = _module.set_num_threads
 get_num_threads = _module.get_num_threads
+_set_sharing = _module._set_sharing
 __file__ = _module.__file__

@@ -119,3 +119,6 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The most threads the core will use from the calling thread."""
+
+def _set_sharing(mode: int) -> None:
+    """Tests and benchmarks: -1 automatic, 0 leader alone, 1 always wake workers."""
