@@ -1,9 +1,10 @@
-"""backprop's benchmark suite (issue 3): backprop native against its NumPy backend, PyTorch and scikit-learn.
+"""backprop's benchmark suite (issues 3 and 7): backprop native against its NumPy backend, PyTorch and scikit-learn.
 
     python -m benchmarks [--quick] [--threads N] [--repeats R] [--data DIR] [--out FILE.json]
 
-Modules: ``workloads`` (W1–W8 and the goals), ``data`` (Fashion-MNIST or
+Modules: ``workloads`` (W1–W9 and the goals), ``data`` (Fashion-MNIST or
 synthetic), ``peers`` (one trainer per peer, and the BLAS floor), ``suite``
-(timing), ``rss`` (peak memory in fresh processes), ``report`` (tables,
-JSON, chart), ``run`` (the command line).
+(timing), ``contention`` (W9: busy processes alongside), ``rss`` (peak
+memory in fresh processes), ``report`` (tables, JSON, chart), ``run`` (the
+command line).
 """

@@ -150,13 +150,13 @@ def _peer_rows(seconds, samples=None):
     return rows
 
 
-def _notes(figures):
+def _notes(figures, labels=LABELS):
     lines = []
     for name, failure in figures.get("failed", {}).items():
-        lines.append(f"  ! {LABELS[name]} {failure}")
+        lines.append(f"  ! {labels[name]} {failure}")
     for name, notes in figures.get("notes", {}).items():
         for note in notes:
-            lines.append(f"  - {LABELS[name]}: {note}")
+            lines.append(f"  - {labels[name]}: {note}")
     unshared = [LABELS[n] for n, shared in figures.get("shared_initial_weights", {}).items() if not shared]
     if unshared:
         lines.append(f"  - could not share backprop's initial weights: {', '.join(unshared)}")
@@ -203,9 +203,35 @@ def tables(results):
         if capped:
             speedup += f" (bp.get_num_threads() reported {capped} for the requested counts)"
         lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
+    if "W9" in workloads:
+        lines += contention_lines(workloads["W9"]) + [""]
     if "memory" in results:
         lines += memory_lines(results["memory"]) + [""]
     lines += goal_lines(results["goals"])
+    return lines
+
+
+def contention_lines(w9):
+    """W9: each setting's median epoch time per busy-process count and workload, and the two ratios."""
+    labels = w9["labels"]
+    names = list(w9["settings"])
+    lines = [f"W9    {w9['description']}",
+             "  busy wl  " + "".join(f"{labels[n]:>20}" for n in names) + f"{'default/1 thr':>15}{'default/PyTorch':>17}"]
+    for busy, level in w9["loads"].items():
+        for key in ("W1", "W2"):
+            if key not in level:
+                continue
+            seconds = level[key]["seconds"]
+            cells = "".join(f"{seconds[n]:19.3f}s" if n in seconds else f"{'-':>20}" for n in names)
+            default = seconds.get("native_default")
+            torch_best = min([seconds[n] for n in ("torch_1", "torch_n") if n in seconds], default=None)
+            own = f"{default / seconds['native_1']:15.2f}" if default and "native_1" in seconds else f"{'-':>15}"
+            peer = f"{default / torch_best:17.2f}" if default and torch_best else f"{'-':>17}"
+            lines.append(f"  {busy:<4} {key:<4}{cells}{own}{peer}")
+            lines += [f"    {line.strip()}" for line in _notes({"failed": level[key].get("failed", {}),
+                                                                 "notes": level[key].get("notes", {})}, labels)]
+        lines.append(f"       load average at start {_format_load(level['load_average_at_start'])}, "
+                     f"at end {_format_load(level['load_average_at_end'])}")
     return lines
 
 
@@ -236,7 +262,7 @@ def memory_lines(memory):
 
 def goal_lines(goal_rows):
     """The goals table: measured figure next to the issue's goal, PASS/MISS."""
-    lines = ["Goals (issue 3)", f"  {'id':<5}{'figure':<58}{'measured':>9}  {'goal':<9}status"]
+    lines = ["Goals (issues 3 and 7)", f"  {'id':<5}{'figure':<58}{'measured':>9}  {'goal':<9}status"]
     for row in goal_rows:
         measured = f"{row['measured']:9.3f}" if row["measured"] is not None else f"{'-':>9}"
         note = f"  ({row['note']})" if row["note"] else ""

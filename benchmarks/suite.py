@@ -15,13 +15,14 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
 import backprop as bp
 
+from . import contention, rss
 from . import data as bench_data
-from . import rss
 from .peers import LABELS, make_predictor, make_trainer
 from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
 
@@ -69,7 +70,8 @@ def _settle(seconds):
         time.sleep(seconds)
 
 
-def time_training(workload, X, y, peers, repeats, settle):
+def time_training(workload, X, y, peers, repeats, settle, factory=make_trainer, give_up_after=None,
+                  reference="native"):
     """Median epoch time of every peer on `workload`.
 
     Parameters
@@ -79,6 +81,11 @@ def time_training(workload, X, y, peers, repeats, settle):
     peers : list of peer names, 'floor' included where wanted
     repeats : int
     settle : float, seconds to pause before each timed run (see _settle)
+    factory : callable(name, workload, init_params) -> trainer, default peers.make_trainer
+    give_up_after : float, optional
+        A peer whose timed run takes longer is not run again (its median is
+        of the runs it had; a note says so).
+    reference : str, the peer that ``ratio_to_native`` divides by
 
     Returns
     -------
@@ -86,10 +93,10 @@ def time_training(workload, X, y, peers, repeats, settle):
     samples_per_second, shared_initial_weights, same_batches, notes, failed
     """
     init = _initial_params(workload)
-    trainers, failed = {}, {}
+    trainers, failed, stopped = {}, {}, set()
     for name in peers:
         try:
-            trainers[name] = make_trainer(name, workload, init)
+            trainers[name] = factory(name, workload, init)
         except Exception as error:  # a broken peer is reported, not fatal
             failed[name] = f"setup failed: {type(error).__name__}: {error}"
     order_generator = np.random.default_rng(10_000 + workload.seed)
@@ -110,7 +117,7 @@ def time_training(workload, X, y, peers, repeats, settle):
     for repetition, n in plan:
         state, order = _draw_order(order_generator, n)
         for name in _rotated(list(trainers), repetition or 0):
-            if name in failed:
+            if name in failed or name in stopped:
                 continue
             try:
                 seconds = run_once(name, X[:n], y[:n], order, state, repetition is not None)
@@ -119,9 +126,13 @@ def time_training(workload, X, y, peers, repeats, settle):
                 continue
             if repetition is not None:
                 times[name].append(seconds)
+            if repetition not in (None, repeats - 1) and give_up_after is not None and seconds > give_up_after:
+                stopped.add(name)
+                trainers[name].notes.append(f"not repeated: one epoch took {seconds:.1f} s "
+                                            f"(over {give_up_after:g} s)")
 
     seconds = {name: _median(t) for name, t in times.items() if name not in failed and t}
-    native = seconds.get("native")
+    native = seconds.get(reference)
     result = {
         "workload": workload.to_dict(),
         "description": workload.describe(),
@@ -250,6 +261,23 @@ def memory(peers, X, y, workload, threads):
     return result
 
 
+def _contention_figure(w9, goal):
+    """(figure, note) of a W9 goal: native default's time over native 1 thread or PyTorch's best."""
+    if w9 is None:
+        return None, "not run"
+    _, key, busy = goal.key.split(":")
+    seconds = w9["loads"].get(busy, {}).get(key, {}).get("seconds", {})
+    if "native_default" not in seconds:
+        return None, "needs native"
+    if goal.peer == "native_1":
+        other = seconds.get("native_1")
+    else:
+        other = min([seconds[s] for s in ("torch_1", "torch_n") if s in seconds], default=None)
+    if other is None:
+        return None, f"needs {'native on 1 thread' if goal.peer == 'native_1' else 'PyTorch'}"
+    return seconds["native_default"] / other, ""
+
+
 def evaluate_goals(results):
     """The goals table: each goal with its measured figure and PASS, MISS or n/a."""
     rows = []
@@ -258,6 +286,8 @@ def evaluate_goals(results):
         figure, note = None, ""
         if goal.kind in ("ratio", "floor") and goal.key not in workloads:
             note = "not run"
+        elif goal.kind == "contention":
+            figure, note = _contention_figure(workloads.get("W9"), goal)
         elif goal.kind == "ratio":
             seconds = workloads.get(goal.key, {}).get("seconds", {})
             if "native" in seconds and goal.peer in seconds:
@@ -303,14 +333,14 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     data_path : str, optional, Fashion-MNIST folder
     force_synthetic : bool
     selected : set of str, optional
-        Workload ids to run ("W1" … "W8"); default all.
+        Workload ids to run ("W1" … "W9"); default all.
     measure_memory : bool
 
     Returns
     -------
     dict: data, workloads {key: figures}, memory, goals
     """
-    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"])
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"])
     workloads = training_workloads(mode)
     started = time.perf_counter()
     dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
@@ -355,6 +385,10 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         X, y = arrays_for(workloads["W2"])
         results["workloads"]["W7"] = time_threads(workloads["W2"], X, y, threads, repeats,
                                                   mode.settle_seconds)
+    if "W9" in selected and "native" in peers:
+        under_load = {key: replace(workloads[key], n_samples=mode.contention_samples) for key in ("W1", "W2")}
+        results["workloads"]["W9"] = contention.time_contention(under_load, arrays_for, peers, threads, repeats,
+                                                                mode.settle_seconds, time_training, _log)
     if measure_memory:
         _log("memory: W1 fit per peer, each in a fresh process")
         X, y = arrays_for(workloads["W1"])

@@ -1,4 +1,4 @@
-"""The workloads W1–W8 of issue 3, their sizes per mode, and the goals to reach.
+"""The workloads W1–W9 of issues 3 and 7, their sizes per mode, and the goals to reach.
 
 A training workload is one epoch of mini-batch training of a dense network
 with softmax cross-entropy. The modes scale the number of samples only:
@@ -81,6 +81,7 @@ class Mode:
     predict_rows : int, rows W5 predicts
     settle_seconds : float, pause before each timed run so that the
         previous peer's idle thread pools stop spinning (``suite._settle``)
+    contention_samples : int, training rows of W1 and W2 under load (W9)
     """
 
     name: str
@@ -88,20 +89,21 @@ class Mode:
     pooled_samples: int
     predict_rows: int
     settle_seconds: float
+    contention_samples: int
 
 
 MODES = {
-    "full": Mode("full", 60_000, 18_000, 10_000, 0.25),
-    "quick": Mode("quick", 6_000, 3_600, 10_000, 0.2),
-    "smoke": Mode("smoke", 512, 256, 256, 0.0),
+    "full": Mode("full", 60_000, 18_000, 10_000, 0.25, 20_000),
+    "quick": Mode("quick", 6_000, 3_600, 10_000, 0.2, 4_000),
+    "smoke": Mode("smoke", 512, 256, 256, 0.0, 256),
 }
 
 
 def training_workloads(mode):
     """The training workloads of `mode` in the order the suite runs them: {key: Workload}.
 
-    W4 (efficiency), W5 (predict) and W7 (threads) reuse W1 and W2 and are
-    not listed here.
+    W4 (efficiency), W5 (predict), W7 (threads) and W9 (under load) reuse W1
+    and W2 and are not listed here.
     """
     w1 = Workload("W1", W1_SIZES, "relu", 32, mode.pixel_samples)
     w2 = replace(w1, key="W2", batch_size=256)
@@ -122,8 +124,11 @@ class Goal:
 
     The figure is ``native seconds / peer seconds`` for kind 'ratio',
     ``native seconds / floor seconds`` for 'floor', the 1-thread over
-    n-thread time for 'speedup', and the fit's memory over the bound for
-    'memory'. 'speedup' must reach the bound; the others stay at or below it.
+    n-thread time for 'speedup', the fit's memory over the bound for
+    'memory', and for 'contention' (W9; key "W9:<workload>:<busy processes>")
+    native default's time over native on 1 thread (peer 'native_1') or over
+    PyTorch's faster setting (peer 'torch_best'). 'speedup' must reach the
+    bound; the others stay at or below it.
     """
 
     goal_id: str
@@ -139,7 +144,7 @@ class Goal:
 
 
 def goals():
-    """The issue's goals, W1–W8 and memory, in the order the table prints them."""
+    """The issues' goals, W1–W9 and memory, in the order the table prints them."""
     table = [
         Goal("W1", "W1", "ratio", "torch", 0.45, "native / PyTorch"),
         Goal("W1", "W1", "ratio", "numpy", 0.55, "native / numpy backend"),
@@ -160,4 +165,11 @@ def goals():
         Goal("W8", "W8", "ratio", "torch", 0.45, "native / PyTorch, Adam"),
         Goal("mem", "memory", "memory", "native", 1.0, "native fit memory / bound (W1)"),
     ]
+    for key in ("W1", "W2"):
+        for busy in (1, 2):
+            where = f"{key}, {busy} busy"
+            table += [Goal("W9", f"W9:{key}:{busy}", "contention", "native_1", 1.15,
+                           f"native default / native 1 thread ({where})"),
+                      Goal("W9", f"W9:{key}:{busy}", "contention", "torch_best", 0.45,
+                           f"native default / PyTorch, faster setting ({where})")]
     return table

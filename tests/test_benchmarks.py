@@ -68,6 +68,11 @@ def test_json_holds_every_workload(smoke_run):
                                               "native_over_floor"}
         assert "W6" in workloads
         assert workloads["W7"]["threads"] == [1]  # --threads 1: nothing to compare
+        for busy in ("1", "2"):  # W9: under 1 and 2 busy processes the suite started and stopped
+            level = workloads["W9"]["loads"][busy]
+            assert set(level) >= {"W1", "W2", "load_average_at_start", "load_average_at_end"}
+            for key in ("W1", "W2"):
+                assert set(level[key]["seconds"]) >= {"native_1", "native_default"}
 
 
 def test_json_reports_memory_and_goals(smoke_run):
@@ -80,7 +85,11 @@ def test_json_reports_memory_and_goals(smoke_run):
         assert set(memory["native_bound"]) >= {"params_x4", "permutation", "batch_buffers", "total"}
     ids = [row["id"] for row in results["goals"]]
     assert ids.count("W6") == 6 and {"W1", "W2", "W3", "W4", "W5", "W7", "W8", "mem"} <= set(ids)
+    assert ids.count("W9") == 8
+    if results["peers"]["native"][0]:  # W9's own goal needs only native; the other one also PyTorch
+        assert all(row["status"] != "n/a" for row in results["goals"]
+                   if row["id"] == "W9" and "native 1 thread" in row["what"])
     assert all(row["status"] in ("PASS", "MISS", "n/a") for row in results["goals"])
-    assert "Goals (issue 3)" in stdout and "instruction-set level" in stdout
+    assert "Goals (issues 3 and 7)" in stdout and "instruction-set level" in stdout
     if _installed("matplotlib"):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
