@@ -20,24 +20,27 @@ import pytest
 import backprop as bp
 from backprop import _core
 
-# A team of `cap` parts (OMP_NUM_THREADS, above the number of CPUs) on a
-# network whose 3- and 5-unit layers are narrower than the team: some parts
-# of those layers are empty. Every way of running the parts (leader alone,
-# workers always woken, the automatic choice) must give the same bits, and
-# the NumPy backend the same values.
+# A team of `cap` parts (OMP_NUM_THREADS, above the number of CPUs) on
+# networks whose 3-, 5- and 8-unit layers are narrower than the team, so
+# some parts of those layers are empty; the 16 → 8 layer's products are
+# small enough for the small-matrix kernel (small_gemm.hpp), the others run
+# on Eigen's. Every way of running the parts (leader alone, workers always
+# woken, the automatic choice) must give the same bits, and the NumPy
+# backend the same values.
 WIDE_TEAM = """
-import json, numpy as np, backprop as bp
+import json, sys, numpy as np, backprop as bp
 from backprop import _core
+sizes = json.loads(sys.argv[1])
 rng = np.random.default_rng(0)
-X, y = rng.normal(size=(2048, 1000)), rng.integers(0, 5, 2048)
+X, y = rng.normal(size=(2048, sizes[0])), rng.integers(0, sizes[-1], 2048)
 runs = {}
 for mode in (0, 1, -1):
     _core._set_sharing(mode)
-    net = bp.Network([1000, 3, 1000, 5], activation="tanh", dtype="float64", seed=0)
+    net = bp.Network(sizes, activation="tanh", dtype="float64", seed=0)
     net.fit(X, y, epochs=2, batch_size=1024, optimizer=bp.SGD(lr=0.05, momentum=0.9))
     loss, grads = net.gradients(X, y)
     runs[mode] = [net.forward(X), loss] + [g for pair in grads for g in pair] + [l.W for l in net.layers]
-ref = bp.Network([1000, 3, 1000, 5], activation="tanh", dtype="float64", backend="numpy", seed=0)
+ref = bp.Network(sizes, activation="tanh", dtype="float64", backend="numpy", seed=0)
 ref.fit(X, y, epochs=2, batch_size=1024, optimizer=bp.SGD(lr=0.05, momentum=0.9))
 print(json.dumps({
     "threads": bp.get_num_threads(),
@@ -47,11 +50,12 @@ print(json.dumps({
 """
 
 
-def test_team_wider_than_layers_and_cpus():
+@pytest.mark.parametrize("sizes", [[1000, 3, 1000, 5], [1000, 16, 8, 1000, 5]], ids=["narrow", "small-product"])
+def test_team_wider_than_layers_and_cpus(sizes):
     threads = 2 * (os.cpu_count() or 1) + 1  # above the core count wherever this runs
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", WIDE_TEAM], env=env, capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", WIDE_TEAM, json.dumps(sizes)], env=env, capture_output=True,
+                         text=True, check=True, timeout=300)
     result = json.loads(out.stdout.strip().splitlines()[-1])  # the last line: an editable build may log
     assert result["threads"] == threads
     assert result["identical"]

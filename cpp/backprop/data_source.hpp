@@ -32,10 +32,32 @@ void copy_row(const DataSource<T>& src, Index i, T* dst) {
   }
 }
 
-// dst (cols × count, col-major): column j ← row index[j] of src.
+// Asks the cache for row i of src: shuffled rows are scattered over the
+// whole data set, and a batch of small rows otherwise waits on one memory
+// access after another.
+template <class T>
+void prefetch_row(const DataSource<T>& src, Index i) {
+#if defined(__GNUC__)
+  const char* first = reinterpret_cast<const char*>(src.row(i));
+  const std::ptrdiff_t bytes = static_cast<std::ptrdiff_t>(sizeof(T)) * src.col_stride * (src.cols - 1);
+  const char* lo = bytes < 0 ? first + bytes : first;
+  for (std::ptrdiff_t at = 0, span = bytes < 0 ? -bytes : bytes; at <= span; at += 64) __builtin_prefetch(lo + at);
+#else
+  (void)src;
+  (void)i;
+#endif
+}
+
+// dst (cols × count, col-major): column j ← row index[j] of src. Rows a few
+// ahead are prefetched while one is copied.
 template <class T>
 void gather_rows(const DataSource<T>& src, const std::int64_t* index, Index count, T* dst) {
-  for (Index j = 0; j < count; ++j) copy_row(src, index[j], dst + j * src.cols);
+  constexpr Index kAhead = 8;
+  for (Index j = 0; j < count && j < kAhead; ++j) prefetch_row(src, index[j]);
+  for (Index j = 0; j < count; ++j) {
+    if (j + kAhead < count) prefetch_row(src, index[j + kAhead]);
+    copy_row(src, index[j], dst + j * src.cols);
+  }
 }
 
 // dst (cols × count, col-major): column j ← row first + j of src.

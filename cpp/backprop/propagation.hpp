@@ -2,6 +2,7 @@
 // buffers (samples as columns, see types.hpp).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "architecture.hpp"
@@ -12,8 +13,10 @@
 
 namespace backprop {
 
-// Buffers for batches of up to `capacity` samples: the activations A^(0..L)
-// and two ping-pong delta buffers. Allocated once, reused for every batch.
+// Buffers for batches of up to `capacity` samples: the activations A^(0..L),
+// two ping-pong delta buffers, and room for a transposed copy of the largest
+// weight matrix whose products may be small (dense_forward). Allocated once,
+// reused for every batch.
 template <class T>
 class Workspace {
  public:
@@ -22,6 +25,10 @@ class Workspace {
       activations_.emplace_back(static_cast<std::size_t>(size(l) * capacity));
     for (auto& d : deltas_) d.resize(static_cast<std::size_t>(arch.max_width() * capacity));
     zeros_.assign(static_cast<std::size_t>(arch.max_width()), T(0));
+    Index transposed = 0;
+    for (Index l = 0; l < arch.n_layers(); ++l)
+      if (small_product(arch.n_out(l), arch.n_in(l), 1)) transposed = std::max(transposed, arch.n_out(l) * arch.n_in(l));
+    transposed_.resize(static_cast<std::size_t>(transposed));
   }
 
   Index capacity() const { return capacity_; }
@@ -32,6 +39,7 @@ class Workspace {
   MatrixMap<T> delta(Index l, Index B) { return MatrixMap<T>(deltas_[l % 2].data(), size(l), B); }
   // As many zeros as the widest layer: a bias for bias-free activation passes.
   const T* zeros() const { return zeros_.data(); }
+  T* transposed_weights() { return transposed_.data(); }
 
  private:
   Index size(Index l) const { return l == 0 ? arch_.n_inputs() : arch_.n_out(l - 1); }
@@ -41,6 +49,7 @@ class Workspace {
   std::vector<Buffer<T>> activations_;
   Buffer<T> deltas_[2];
   Buffer<T> zeros_;
+  Buffer<T> transposed_;
 };
 
 // Runs layers 1..L on `input` (n_0 × B), shared by `team`. The output lands in
@@ -59,7 +68,7 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
     const bool softmax = act == Activation::softmax;  // whole columns: products by rows, then softmax by columns
     team.parallel([&](const Part& part) {
       dense_forward(arch.W(params, l), arch.b(params, l), softmax ? Activation::identity : act, prev, out,
-                    part.begin(n), part.count(n));
+                    part.begin(n), part.count(n), ws.transposed_weights());
     });
     if (softmax) {
       const ConstVectorMap<T> zero_bias(ws.zeros(), n);
