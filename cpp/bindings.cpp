@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -109,20 +110,45 @@ py::array as_ndarray(const py::object& value, const char* name) {
   return py::reinterpret_borrow<py::array>(value);
 }
 
-// Targets given either as class labels or as dense rows, for n samples.
-// Labels are copied into `label_store`, which must outlive the returned source.
+// The n values of a contiguous 1-D float64 array, each finite and >= 0,
+// copied for the same reason as index_array's.
+std::vector<double> weight_array(const py::array& a, const char* name, Index n) {
+  if (!py::array_t<double>::check_(a) || a.ndim() != 1 || !(a.flags() & py::array::c_style))
+    fail(std::string(name) + " must be a contiguous 1-D float64 array");
+  if (a.shape(0) != n)
+    fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  const auto* first = static_cast<const double*>(a.data());
+  std::vector<double> values(first, first + n);
+  for (const double v : values)
+    if (!(v >= 0.0 && std::isfinite(v))) fail(std::string(name) + " must hold finite values >= 0");
+  return values;
+}
+
+// What the core copies out of Python objects before releasing the GIL.
+struct TargetStore {
+  std::vector<std::int64_t> labels;
+  std::vector<double> weights;
+};
+
+// Targets given either as class labels or as dense rows, for n samples, and
+// optional sample weights. Labels and weights are copied into `store`, which
+// must outlive the returned source.
 template <class T>
 TargetSource<T> target_source(const Architecture& arch, const py::object& labels, const py::object& targets,
-                              Index n, std::vector<std::int64_t>& label_store) {
+                              const py::object& weights, Index n, TargetStore& store) {
   if (labels.is_none() == targets.is_none()) fail("give exactly one of labels and targets");
   TargetSource<T> y;
   if (!labels.is_none()) {
     if (arch.loss() != Loss::cross_entropy) fail("class labels need the cross_entropy loss");
-    label_store = index_array(as_ndarray(labels, "labels"), "labels", n, arch.n_outputs());
-    y.labels = label_store.data();
+    store.labels = index_array(as_ndarray(labels, "labels"), "labels", n, arch.n_outputs());
+    y.labels = store.labels.data();
   } else {
     y.dense = data_source<T>(as_ndarray(targets, "targets"), "targets", arch.n_outputs());
     if (y.dense.rows != n) fail("targets must have one row per sample of X");
+  }
+  if (!weights.is_none()) {
+    store.weights = weight_array(as_ndarray(weights, "weights"), "weights", n);
+    y.weights = store.weights.data();
   }
   return y;
 }
@@ -179,13 +205,13 @@ class Model {
   }
 
   py::tuple evaluate(py::array params, const py::array& X, const py::object& labels,
-                     const py::object& targets) const {
+                     const py::object& targets, const py::object& weights) const {
     return dispatch(params, [&](auto tag) -> py::tuple {
       using T = decltype(tag);
       const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      std::vector<std::int64_t> label_store;
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
+      TargetStore store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
       LossStats s;
       bool completed;
       {
@@ -193,18 +219,18 @@ class Model {
         completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), s);
       }
       if (!completed) throw py::error_already_set();
-      return py::make_tuple(s.loss_sum, s.n_correct);
+      return py::make_tuple(s.loss_sum, s.n_correct, s.weight_sum);
     });
   }
 
   py::tuple gradients(py::array params, const py::array& X, const py::object& labels,
-                      const py::object& targets) const {
+                      const py::object& targets, const py::object& weights) const {
     return dispatch(params, [&](auto tag) -> py::tuple {
       using T = decltype(tag);
       const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      std::vector<std::int64_t> label_store;
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
+      TargetStore store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
       py::array_t<T> grads(arch_.n_params());
       T* g = grads.mutable_data();
       double loss;
@@ -219,15 +245,16 @@ class Model {
   }
 
   py::dict train_epoch(py::array params, const py::array& X, const py::object& labels,
-                       const py::object& targets, const py::array& order, Index batch_size,
+                       const py::object& targets, const py::object& weights, const py::array& order,
+                       Index batch_size,
                        const OptimizerConfig& config, py::object first, py::object second,
                        py::array step, bool record_grad_norms) const {
     return dispatch(params, [&](auto tag) -> py::dict {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      std::vector<std::int64_t> label_store;
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, x.rows, label_store);
+      TargetStore store;
+      const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
       if (order.ndim() != 1 || order.shape(0) == 0) fail("order must be a non-empty 1-D array");
       const Index n = order.shape(0);
       const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
@@ -267,6 +294,7 @@ class Model {
       result["loss_sum"] = r.loss_sum;
       result["n_correct"] = r.n_correct;
       result["weight_grad_norm_sums"] = r.weight_grad_norm_sums;
+      result["penalty_sum"] = r.penalty_sum;
       return result;
     });
   }
@@ -347,7 +375,9 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def_readwrite("nesterov", &OptimizerConfig::nesterov)
       .def_readwrite("beta1", &OptimizerConfig::beta1)
       .def_readwrite("beta2", &OptimizerConfig::beta2)
-      .def_readwrite("eps", &OptimizerConfig::eps);
+      .def_readwrite("eps", &OptimizerConfig::eps)
+      .def_readwrite("decay_per_batch_weight", &OptimizerConfig::decay_per_batch_weight)
+      .def_readwrite("eps_before_bias_correction", &OptimizerConfig::eps_before_bias_correction);
 
   py::class_<Model>(m, "Model", py::module_local())
       .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&>(), py::arg("sizes"),
@@ -356,11 +386,13 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def("forward", &Model::forward, py::arg("params"), py::arg("X"),
            "A^(L) for every row of X: (n_samples, n_out).")
       .def("evaluate", &Model::evaluate, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
-           py::arg("targets") = py::none(), "(summed loss, number of correct classifications).")
+           py::arg("targets") = py::none(), py::arg("weights") = py::none(),
+           "(Σ w·loss, Σ w·correct classifications, Σ w), w = 1 without weights.")
       .def("gradients", &Model::gradients, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
-           py::arg("targets") = py::none(), "(mean loss, flat gradient of the mean loss).")
+           py::arg("targets") = py::none(), py::arg("weights") = py::none(),
+           "(weighted mean loss, flat gradient of the weighted mean loss).")
       .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("X"), py::arg("labels"),
-           py::arg("targets"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
+           py::arg("targets"), py::arg("weights"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
            py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),
            "One epoch of mini-batch training over the rows listed in order.");
 

@@ -81,7 +81,7 @@ def test_history_and_grad_norms(backend, capsys):
     net = bp.Network([4, 6, 6, 3], activation="sigmoid", backend=backend, seed=0)
     hist = net.fit(X, y, epochs=3, batch_size=10, validation_data=(X, y), verbose=1, record_grad_norms=True)
     assert hist.epoch == [1, 2, 3] and len(hist) == 3 and net.history is hist
-    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(hist.history) == {"loss", "accuracy", "lr", "val_loss", "val_accuracy"}
     assert hist.grad_norms.shape == (3, 3) and np.all(hist.grad_norms > 0)
     printed = capsys.readouterr().out
     assert printed.count("Epoch") == 3 and "val_accuracy" in printed

@@ -359,14 +359,15 @@ def _with_labels(X, y, label):
 @pytest.mark.parametrize("make, match", [
     (lambda X, y: X, r"validation_data.*pair"),
     (lambda X, y: (X,), r"validation_data.*pair"),
-    (lambda X, y: (X, y, y), r"validation_data.*pair"),
+    (lambda X, y: (X, y, y, y), r"validation_data.*pair"),
+    (lambda X, y: (X, y, -np.ones(len(y))), r"validation_data\[2\].*>= 0"),
     (lambda X, y: {"X": X, "y": y}, r"validation_data.*pair"),
     (lambda X, y: (X[:, :3], y), r"validation_data\[0\].*features"),
     (lambda X, y: (np.where(X > 1, np.nan, X), y), r"validation_data\[0\].*NaN"),
     (lambda X, y: (X, y[:-1]), r"validation_data\[1\]"),
     (lambda X, y: _with_labels(X, y, SIZES[-1]), r"validation_data\[1\].*label"),
     (lambda X, y: _with_labels(X, y, -1), r"validation_data\[1\].*label"),
-], ids=["array", "single", "triple", "dict", "features", "nan", "length", "label-high", "label-negative"])
+], ids=["array", "single", "quadruple", "weights", "dict", "features", "nan", "length", "label-high", "label-negative"])
 def test_bad_validation_data(backend, make, match):
     net, X, y = build(backend)
     guard = Guard(net)

@@ -142,7 +142,7 @@ def test_core_refuses_what_it_cannot_keep_alive():
     config = _core.OptimizerConfig()
     config.momentum = 0.9
     with pytest.raises(ValueError, match="first must be a NumPy array"):
-        model.train_epoch(params, X, np.zeros(5, np.int64), None, np.arange(5), 2, config,
+        model.train_epoch(params, X, np.zeros(5, np.int64), None, None, np.arange(5), 2, config,
                           [0.0] * model.n_params, None, np.zeros(1, np.int64), False)
 
 

@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_bool, check_choice, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -37,10 +37,12 @@ def _unit_interval(name, value):
     return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
-def _bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
+def _convention(name, value):
+    return check_choice(name, value, CONVENTIONS)
+
+
+#: what ``convention`` accepts: whose definitions of weight decay (and Adam's eps) a step follows
+CONVENTIONS = ("pytorch", "sklearn")
 
 
 class _Hyper:
@@ -69,16 +71,28 @@ class Optimizer:
     kind = ""
     lr = _Hyper(_positive)
     weight_decay = _Hyper(_non_negative)
+    convention = _Hyper(_convention)
 
-    def __init__(self, lr, weight_decay):
+    def __init__(self, lr, weight_decay, convention="pytorch"):
         self.lr = lr
         self.weight_decay = weight_decay
+        self.convention = convention
         self.reset()
 
     @property
     def _state_names(self):
         """Names of the state arrays this optimizer keeps, laid out like the parameters."""
         return ()
+
+    @property
+    def _state_slots(self):
+        """(first, second): the state names a step reads as the core's first and second buffers, or None."""
+        names = self._state_names
+        return (names + (None, None))[:2]
+
+    def get_config(self):
+        """The hyper-parameters, as the constructor takes them (also what the core's step reads)."""
+        return {**self._hyper(), "convention": self.convention}
 
     def _check(self):
         """Checks that involve several hyper-parameters (each one is checked when set)."""
@@ -121,7 +135,10 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper().items())
+        config = self.get_config()
+        if config["convention"] == "pytorch":
+            del config["convention"]
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -143,16 +160,21 @@ class SGD(Optimizer):
     momentum : float in [0, 1)
     nesterov : bool, needs momentum > 0
     weight_decay : float >= 0, L2 penalty added to weight gradients (not biases)
+    convention : 'pytorch' or 'sklearn'
+        'pytorch' (default) adds λ·w to the gradient of the batch's mean
+        loss, as torch.optim does. 'sklearn' adds λ·w / Σ_batch w_j (λ·w /
+        batch size without sample weights): the gradient of scikit-learn's
+        MLP penalty α/2·‖W‖² / n_batch. Used by ``backprop.sklearn``.
     """
 
     kind = "sgd"
     momentum = _Hyper(_unit_interval)
-    nesterov = _Hyper(_bool)
+    nesterov = _Hyper(check_bool)
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch"):
         self.momentum = momentum
         self.nesterov = nesterov
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, convention)
         self._check()
 
     @property
@@ -185,6 +207,9 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1)
     eps : float > 0
     weight_decay : float >= 0
+    convention : 'pytorch' or 'sklearn'
+        As for SGD; 'sklearn' also adds eps to √v before the bias correction,
+        as scikit-learn's Adam does (PyTorch's form with eps/√(1 − β2^t)).
     """
 
     kind = "adam"
@@ -192,11 +217,11 @@ class Adam(Optimizer):
     beta2 = _Hyper(_unit_interval)
     eps = _Hyper(_positive)
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch"):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, convention)
 
     @property
     def _state_names(self):
