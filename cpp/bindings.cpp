@@ -244,6 +244,33 @@ class Model {
     });
   }
 
+  // One optimizer step with a given gradient (batch_weight: Σ w of the batch
+  // it came from, read by the sklearn convention). False when not finite:
+  // then nothing changed.
+  bool optimizer_step(py::array params, const py::array& grads, const OptimizerConfig& config, py::object first,
+                      py::object second, py::array step, double batch_weight) const {
+    return dispatch(params, [&](auto tag) -> bool {
+      using T = decltype(tag);
+      T* p = flat_buffer<T>(params, "params", arch_.n_params());
+      const T* g = flat_input<T>(grads, "grads", arch_.n_params());
+      std::int64_t* step_count = step_counter(step);
+      OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
+      Buffer<T> consumed(g, g + arch_.n_params());  // the step overwrites its gradient buffer
+      Buffer<T> backup_first(state.first ? arch_.n_params() : 0), backup_second(state.second ? arch_.n_params() : 0);
+      OptimizerConfig step_config = config;
+      if (config.decay_per_batch_weight) step_config.weight_decay *= inverse_weight(batch_weight);
+      T probe[1];
+      bool finite;
+      {
+        py::gil_scoped_release release;
+        finite = backprop::optimizer_step(arch_, step_config, state, {backup_first.data(), backup_second.data()}, p,
+                                          consumed.data(), Team{}, probe);
+        *step_count = state.step;
+      }
+      return finite;
+    });
+  }
+
   py::dict train_epoch(py::array params, const py::array& X, const py::object& labels,
                        const py::object& targets, const py::object& weights, const py::array& order,
                        Index batch_size,
@@ -259,23 +286,8 @@ class Model {
       const Index n = order.shape(0);
       const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
-      if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
-        fail("step must be a writeable int64 array of shape (1,)");
-      auto* step_count = static_cast<std::int64_t*>(step.mutable_data());
-      if (*step_count < 0) fail("step must be non-negative");
-      OptimizerState<T> state;
-      state.step = *step_count;
-      const bool needs_first = config.kind == OptimizerKind::adam || config.momentum != 0.0;
-      if (needs_first) {
-        if (first.is_none()) fail("this optimizer needs a first state buffer");
-        py::array a = as_ndarray(first, "first");
-        state.first = flat_buffer<T>(a, "first", arch_.n_params());
-      }
-      if (config.kind == OptimizerKind::adam) {
-        if (second.is_none()) fail("Adam needs a second state buffer");
-        py::array a = as_ndarray(second, "second");
-        state.second = flat_buffer<T>(a, "second", arch_.n_params());
-      }
+      std::int64_t* step_count = step_counter(step);
+      OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
 
       const std::function<bool()> should_stop = InterruptPoll();
       EpochResult r;
@@ -300,6 +312,33 @@ class Model {
   }
 
  private:
+  static std::int64_t* step_counter(py::array& step) {
+    if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
+      fail("step must be a writeable int64 array of shape (1,)");
+    auto* step_count = static_cast<std::int64_t*>(step.mutable_data());
+    if (*step_count < 0) fail("step must be non-negative");
+    return step_count;
+  }
+
+  // The optimizer's state buffers, checked: momentum (or Adam's m) and Adam's v.
+  template <class T>
+  OptimizerState<T> optimizer_state(const OptimizerConfig& config, const py::object& first, const py::object& second,
+                                    std::int64_t step) const {
+    OptimizerState<T> state;
+    state.step = step;
+    if (config.kind == OptimizerKind::adam || config.momentum != 0.0) {
+      if (first.is_none()) fail("this optimizer needs a first state buffer");
+      py::array a = as_ndarray(first, "first");
+      state.first = flat_buffer<T>(a, "first", arch_.n_params());
+    }
+    if (config.kind == OptimizerKind::adam) {
+      if (second.is_none()) fail("Adam needs a second state buffer");
+      py::array a = as_ndarray(second, "second");
+      state.second = flat_buffer<T>(a, "second", arch_.n_params());
+    }
+    return state;
+  }
+
   static std::vector<Activation> parse_activations(const std::vector<std::string>& names) {
     std::vector<Activation> out;
     for (const auto& name : names) out.push_back(activation_from_name(name));
@@ -394,7 +433,10 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("X"), py::arg("labels"),
            py::arg("targets"), py::arg("weights"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
            py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),
-           "One epoch of mini-batch training over the rows listed in order.");
+           "One epoch of mini-batch training over the rows listed in order.")
+      .def("optimizer_step", &Model::optimizer_step, py::arg("params"), py::arg("grads"), py::arg("config"),
+           py::arg("first"), py::arg("second"), py::arg("step"), py::arg("batch_weight"),
+           "One optimizer step with the given flat gradient; False (nothing changed) if not finite.");
 
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");

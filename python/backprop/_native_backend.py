@@ -68,3 +68,9 @@ class NativeBackend:
             params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype), _weights(weights),
             np.ascontiguousarray(order, np.int64), int(batch_size), _config(optimizer), first, second,
             optimizer._step, bool(record_grad_norms))
+
+    def optimizer_step(self, params, grads, optimizer, state, batch_weight):
+        """One step with the given flat gradient; False (nothing changed) when not finite."""
+        first, second = (None if name is None else state[name] for name in optimizer._state_slots)
+        return self.model.optimizer_step(params, grads, _config(optimizer), first, second, optimizer._step,
+                                         float(batch_weight))

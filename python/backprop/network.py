@@ -404,6 +404,43 @@ class Network:
             logs["accuracy"] = result["n_correct"] / (n * self._units_per_sample)
         return logs
 
+    def apply_gradients(self, grads, optimizer=None, batch_weight=None):
+        """One optimizer step with a given gradient, e.g. one summed over processes.
+
+        Parameters
+        ----------
+        grads : array-like, (n_params,)
+            ∂R/∂θ laid out like ``parameters()`` (as ``gradients(..., flat=True)``
+            returns it), before weight decay, which the optimizer adds.
+        optimizer : SGD or Adam, optional
+            As for fit.
+        batch_weight : float > 0, optional
+            Σ of the sample weights (the number of samples) behind `grads`;
+            only the 'sklearn' convention reads it (its weight decay is
+            divided by it), and then it is required.
+
+        Raises
+        ------
+        FloatingPointError
+            When the update would make a parameter or the optimizer's state
+            NaN or infinite; nothing is changed.
+        """
+        grads = np.asarray(grads)
+        if grads.shape != (self.n_params,):
+            raise ValueError(f"grads must have shape ({self.n_params},), like parameters(); got {grads.shape}")
+        grads = np.ascontiguousarray(convert_finite("grads", grads, self.dtype))
+        optimizer = self._check_optimizer(optimizer)
+        if batch_weight is None:
+            if optimizer.convention == "sklearn":
+                raise ValueError("batch_weight is required with an optimizer of convention='sklearn'")
+            batch_weight = 1.0
+        batch_weight = check_real("batch_weight", batch_weight)
+        if not (batch_weight > 0 and np.isfinite(batch_weight)):
+            raise ValueError(f"batch_weight must be > 0, got {batch_weight}")
+        self.optimizer = optimizer
+        if not self._backend.optimizer_step(self._params, grads, optimizer, optimizer._state_for(self), batch_weight):
+            raise FloatingPointError(nonfinite_message("nonfinite_update", "in apply_gradients"))
+
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
             verbose=0, record_grad_norms=False, callbacks=None, sample_weight=None, class_weight=None,
             validation_split=0.0, validation_freq=1):
