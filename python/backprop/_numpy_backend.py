@@ -153,6 +153,7 @@ class NumpyBackend:
         return (loss_sum / weight_sum if weight_sum > 0 else 0.0), grads
 
     # -- training -----------------------------------------------------------
+    @np.errstate(all="ignore")
     def optimizer_step(self, params, grads, optimizer, state, batch_weight):
         """One update of `params` and `state`, applied in place only if it is finite.
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._architecture import LEAKY_RELU_SLOPE, OUTPUT_FOR_LOSS
 from ._validation import convert_finite
 
 __all__ = ["from_torch", "to_torch", "state_dict", "load_state_dict"]
 
 INSTALL_HINT = 'pip install "backprop[torch]"'
-SUPPORTED = ("Linear (with bias), ReLU, LeakyReLU(negative_slope=0.01), Tanh, Sigmoid, Identity, "
+SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
              "and Softmax(dim=-1) as the last module")
 
 
@@ -46,9 +47,9 @@ def _activation_name(module, nn, position):
     if isinstance(module, nn.ReLU):
         return "relu"
     if isinstance(module, nn.LeakyReLU):
-        if module.negative_slope != 0.01:
+        if module.negative_slope != LEAKY_RELU_SLOPE:
             raise ValueError(f"module {position} is LeakyReLU(negative_slope={module.negative_slope}); "
-                             "backprop's leaky_relu has slope 0.01 only")
+                             f"backprop's leaky_relu has slope {LEAKY_RELU_SLOPE} only")
         return "leaky_relu"
     if isinstance(module, nn.Tanh):
         return "tanh"
@@ -154,7 +155,7 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     output = activations[-1]
     if output is None:
         # A bare last Linear: regression unless the loss says its outputs are logits.
-        output = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(loss, "identity")
+        output = OUTPUT_FOR_LOSS.get(loss, "identity")
     if dtype is None:
         dtype = "float64" if linears[0].weight.dtype == torch.float64 else "float32"
     sizes = [linears[0].in_features] + [linear.out_features for linear in linears]
@@ -223,7 +224,7 @@ def to_torch(network, logits=False):
         if name == "Softmax":
             modules.append(nn.Softmax(dim=-1))
         elif name == "LeakyReLU":
-            modules.append(nn.LeakyReLU(0.01))
+            modules.append(nn.LeakyReLU(LEAKY_RELU_SLOPE))
         else:
             modules.append(getattr(nn, name)())
     return nn.Sequential(*modules)
