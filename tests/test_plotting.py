@@ -142,3 +142,14 @@ def test_readme_pictures_exist():
     for name in ("docs/gradient_norms.png", "docs/learning_curves.png"):
         assert (REPO / name).is_file()
         assert name in readme
+
+
+def test_validation_every_other_epoch_is_drawn_at_its_epochs(matplotlib):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    hist = bp.Network([4, 5, 3], backend="numpy", seed=0).fit(X, y, epochs=4, validation_data=(X, y),
+                                                               validation_freq=2)
+    assert hist.epochs_of("val_loss") == [2, 4] and hist.epochs_of("loss") == [1, 2, 3, 4]
+    figure = hist.plot()
+    val_line = [line for line in figure.axes[0].get_lines() if line.get_label() == "validation"][0]
+    assert list(val_line.get_xdata()) == [2, 4]
