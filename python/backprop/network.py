@@ -642,7 +642,7 @@ class Network:
             Naming the first unsupported module.
         """
         from .torch_interop import from_torch
-        return from_torch(module, loss=loss, dtype=dtype, backend=backend, seed=seed, network_class=cls)
+        return from_torch(module, cls, loss=loss, dtype=dtype, backend=backend, seed=seed)
 
     def to_torch(self, logits=False):
         """This network as a ``torch.nn.Sequential`` (copies of the weights, same dtype).

@@ -74,8 +74,11 @@ def _flatten(module, nn, prefix=""):
             yield position, child
 
 
-def from_torch(module, loss=None, dtype=None, backend="native", seed=None, network_class=None):
-    """A Network computing what a ``torch.nn.Sequential`` of Linear layers computes.
+def from_torch(module, network_class, loss=None, dtype=None, backend="native", seed=None):
+    """A `network_class` computing what a ``torch.nn.Sequential`` of Linear layers computes.
+
+    Users call ``Network.from_torch(module, ...)``, which passes itself as
+    `network_class` (so this module never imports network.py).
 
     Parameters
     ----------
@@ -97,8 +100,8 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     backend : 'native' or 'numpy'
     seed : int, optional
         Seeds the network's generator (shuffling in later training).
-    network_class : type, optional
-        Network or a subclass (what ``Network.from_torch`` passes).
+    network_class : type
+        Network or a subclass.
 
     Returns
     -------
@@ -116,8 +119,6 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     """
     torch = _import_torch()
     nn = torch.nn
-    if network_class is None:
-        from .network import Network as network_class
     if isinstance(module, nn.Linear):
         module = nn.Sequential(module)
     if not isinstance(module, nn.Sequential):
