@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backprop/architecture.hpp"
@@ -153,6 +154,50 @@ TargetSource<T> target_source(const Architecture& arch, const py::object& labels
   return y;
 }
 
+// Interpreter exit. While Python finalizes, a daemon thread that tries to
+// retake the GIL is ended by PyThread_exit_thread, which unwinds its stack
+// with a forced unwind (abi::__forced_unwind). Through our frames that unwind
+// would end the process (std::terminate: it meets a destructor, which may not
+// throw) or release Python objects without the GIL. Such a thread parks
+// instead, holding nothing, until the process is gone; Python 3.14 does the
+// same to its own daemon threads.
+[[noreturn]] void park_until_exit() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Takes the GIL back for `state`, or parks the thread when Python is exiting.
+// Finalization may begin while the thread waits inside PyEval_RestoreThread:
+// the forced unwind that then leaves it is caught here and never goes on.
+void restore_thread(PyThreadState* state) noexcept {
+  if (interpreter_finalizing()) park_until_exit();
+  try {
+    PyEval_RestoreThread(state);
+  } catch (...) {  // only PyThread_exit_thread's forced unwind can get here
+    park_until_exit();
+  }
+}
+
+// Releases the GIL for the scope, like py::gil_scoped_release, but retakes it
+// with restore_thread.
+class GilRelease {
+ public:
+  GilRelease() : state_(PyEval_SaveThread()) {}
+  ~GilRelease() { restore_thread(state_); }
+  GilRelease(const GilRelease&) = delete;
+  GilRelease& operator=(const GilRelease&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 // Polled between batches with the GIL released: true once Python has a
 // pending exception (Ctrl-C's KeyboardInterrupt). Takes the GIL at most every
 // 20 ms, so it costs nothing measurable.
@@ -162,8 +207,10 @@ class InterruptPoll {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_check_ < std::chrono::milliseconds(20)) return false;
     last_check_ = now;
-    py::gil_scoped_acquire acquire;
-    return PyErr_CheckSignals() != 0;
+    restore_thread(PyGILState_GetThisThreadState());
+    const bool pending = PyErr_CheckSignals() != 0;
+    PyEval_SaveThread();
+    return pending;
   }
 
  private:
@@ -196,7 +243,7 @@ class Model {
       T* o = out.mutable_data();
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = predict(arch_, p, x, o, InterruptPoll());
       }
       if (!completed) throw py::error_already_set();  // KeyboardInterrupt
@@ -215,7 +262,7 @@ class Model {
       LossStats s;
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), s);
       }
       if (!completed) throw py::error_already_set();
@@ -236,7 +283,7 @@ class Model {
       double loss;
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss);
       }
       if (!completed) throw py::error_already_set();
@@ -292,7 +339,7 @@ class Model {
       const std::function<bool()> should_stop = InterruptPoll();
       EpochResult r;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         r = backprop::train_epoch(arch_, p, config, state, x, y, idx.data(), n, batch_size, record_grad_norms,
                                   should_stop);
         *step_count = state.step;  // with the weights, before any Python code runs
