@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,6 +51,17 @@ void check_dtype(const py::array& a, const char* name) {
          std::string(py::str(a.dtype())));
 }
 
+// The core reads NumPy buffers through T pointers, so their address must be a
+// multiple of alignof(T): arrays NumPy allocates are, but views at odd byte
+// offsets (np.frombuffer, structured fields) need not be, and a misaligned
+// load is undefined behaviour.
+template <class T>
+void check_aligned(const py::array& a, const char* name) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T))
+    fail(std::string(name) + " must be aligned to " + std::to_string(alignof(T)) +
+         " bytes, its element size (numpy.require(a, requirements='A') gives an aligned copy)");
+}
+
 // A 2-D array of T with `cols` columns (when cols >= 0), any aligned strides.
 template <class T>
 DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
@@ -58,9 +70,9 @@ DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
   if (cols >= 0 && a.shape(1) != cols)
     fail(std::string(name) + " must have " + std::to_string(cols) + " columns, got shape " + shape_of(a));
   if (a.shape(0) == 0) fail(std::string(name) + " must have at least one row");
-  const auto address = reinterpret_cast<std::uintptr_t>(a.data());
-  if (address % alignof(T) || a.strides(0) % py::ssize_t(sizeof(T)) || a.strides(1) % py::ssize_t(sizeof(T)))
-    fail(std::string(name) + " must be aligned to its element size");
+  check_aligned<T>(a, name);
+  if (a.strides(0) % py::ssize_t(sizeof(T)) || a.strides(1) % py::ssize_t(sizeof(T)))
+    fail(std::string(name) + " must have strides that are multiples of its element size");
   DataSource<T> src;
   src.data = static_cast<const T*>(a.data());
   src.rows = a.shape(0);
@@ -77,6 +89,7 @@ const T* flat_input(const py::array& a, const char* name, Index n) {
   if (a.ndim() != 1 || a.shape(0) != n)
     fail(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " + shape_of(a));
   if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be contiguous");
+  check_aligned<T>(a, name);
   return static_cast<const T*>(a.data());
 }
 
@@ -96,6 +109,7 @@ std::vector<std::int64_t> index_array(const py::array& a, const char* name, Inde
     fail(std::string(name) + " must be a contiguous 1-D int64 array");
   if (a.shape(0) != n)
     fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  check_aligned<std::int64_t>(a, name);
   const auto* first = static_cast<const std::int64_t*>(a.data());
   std::vector<std::int64_t> values(first, first + n);
   for (const std::int64_t v : values)
@@ -118,6 +132,7 @@ std::vector<double> weight_array(const py::array& a, const char* name, Index n) 
     fail(std::string(name) + " must be a contiguous 1-D float64 array");
   if (a.shape(0) != n)
     fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  check_aligned<double>(a, name);
   const auto* first = static_cast<const double*>(a.data());
   std::vector<double> values(first, first + n);
   for (const double v : values)
@@ -300,7 +315,7 @@ class Model {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
       const T* g = flat_input<T>(grads, "grads", arch_.n_params());
-      std::int64_t* step_count = step_counter(step);
+      std::int64_t* step_count = step_counter(step, 1);
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
       Buffer<T> consumed(g, g + arch_.n_params());  // the step overwrites its gradient buffer
       Buffer<T> backup_first(state.first ? arch_.n_params() : 0), backup_second(state.second ? arch_.n_params() : 0);
@@ -309,7 +324,7 @@ class Model {
       T probe[1];
       bool finite;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         finite = backprop::optimizer_step(arch_, step_config, state, {backup_first.data(), backup_second.data()}, p,
                                           consumed.data(), Team{}, probe);
         *step_count = state.step;
@@ -333,7 +348,7 @@ class Model {
       const Index n = order.shape(0);
       const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
-      std::int64_t* step_count = step_counter(step);
+      std::int64_t* step_count = step_counter(step, n / batch_size + (n % batch_size != 0));
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
 
       const std::function<bool()> should_stop = InterruptPoll();
@@ -359,11 +374,18 @@ class Model {
   }
 
  private:
-  static std::int64_t* step_counter(py::array& step) {
+  // The optimizer's step counter, with room for n_steps more steps: the
+  // counter is signed, and Python keeps it at most 2**63 - 2 (MAX_STEP_COUNT).
+  static std::int64_t* step_counter(py::array& step, Index n_steps) {
     if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
       fail("step must be a writeable int64 array of shape (1,)");
+    check_aligned<std::int64_t>(step, "step");
     auto* step_count = static_cast<std::int64_t*>(step.mutable_data());
+    constexpr std::int64_t max_step_count = std::numeric_limits<std::int64_t>::max() - 1;
     if (*step_count < 0) fail("step must be non-negative");
+    if (*step_count > max_step_count - n_steps)
+      fail("step is " + std::to_string(*step_count) + ": " + std::to_string(n_steps) +
+           " more step(s) would pass its maximum " + std::to_string(max_step_count));
     return step_count;
   }
 
@@ -418,6 +440,45 @@ void set_num_threads(int n) {
   thread_limit().store(n);
 }
 
+// The SIMD instruction sets Eigen vectorises with in this module, as
+// Eigen::SimdInstructionSetsInUse() names them; it leaves out AVX2 and FMA
+// unless AVX-512 is on, so the list is made from Eigen's own switches.
+std::string simd_in_use() {
+  std::string sets;
+  auto add = [&sets](const char* name) { sets += (sets.empty() ? "" : ", ") + std::string(name); };
+#ifdef EIGEN_VECTORIZE_AVX512
+  add("AVX512");
+#endif
+#ifdef EIGEN_VECTORIZE_FMA
+  add("FMA");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX2
+  add("AVX2");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX
+  add("AVX");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE
+  add("SSE");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE2
+  add("SSE2");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE3
+  add("SSE3");
+#endif
+#ifdef EIGEN_VECTORIZE_SSSE3
+  add("SSSE3");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE4_1
+  add("SSE4.1");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE4_2
+  add("SSE4.2");
+#endif
+  return sets.empty() ? Eigen::SimdInstructionSetsInUse() : sets;
+}
+
 py::dict build_info() {
   py::dict info;
   info["isa"] = BACKPROP_ISA;
@@ -435,7 +496,7 @@ py::dict build_info() {
 #endif
   info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                   std::to_string(EIGEN_MINOR_VERSION);
-  info["simd"] = Eigen::SimdInstructionSetsInUse();
+  info["simd"] = simd_in_use();
   return info;
 }
 

@@ -156,3 +156,61 @@ def test_core_reads_read_only_parameters():
 def test_core_refuses_sizes_whose_parameter_count_overflows():
     with pytest.raises(ValueError, match="overflows"):
         _core.Model([1, 2**61, 6], ["relu", "softmax"], "cross_entropy")
+
+
+def _misaligned(array):
+    raw = np.zeros(array.nbytes + 1, np.uint8)
+    out = raw[1:].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def _train_epoch_arguments(model, dtype=np.float64):
+    """Arguments of a valid Adam train_epoch call on 6 samples, by name."""
+    config = _core.OptimizerConfig()
+    config.kind = _core.OptimizerKind.adam
+    n = model.n_params
+    return {"params": np.zeros(n, dtype), "X": np.ones((6, 4), dtype), "labels": np.arange(6) % 3,
+            "targets": None, "weights": None, "order": np.arange(6), "batch_size": 2, "config": config,
+            "first": np.zeros(n, dtype), "second": np.zeros(n, dtype), "step": np.zeros(1, np.int64),
+            "record_grad_norms": False}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["params", "X", "first", "second", "labels", "order", "step", "weights"])
+def test_core_refuses_misaligned_buffers(name, dtype):
+    """Eigen and the core load elements through typed pointers: a buffer at an
+    address that is no multiple of the element size is refused by name."""
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    arguments = _train_epoch_arguments(model, dtype)
+    model.train_epoch(**arguments)  # valid as given
+    arguments = _train_epoch_arguments(model, dtype)
+    arguments[name] = _misaligned(np.ones(6) if name == "weights" else arguments[name])
+    with pytest.raises(ValueError, match=rf"^{name} must be aligned to \d bytes"):
+        model.train_epoch(**arguments)
+    if name in ("params", "X"):
+        other = {"params": np.zeros(model.n_params, dtype), "X": np.ones((6, 4), dtype)}
+        other[name] = _misaligned(other[name])
+        with pytest.raises(ValueError, match=rf"^{name} must be aligned"):
+            model.forward(other["params"], other["X"])
+        with pytest.raises(ValueError, match=rf"^{name} must be aligned"):
+            model.gradients(other["params"], other["X"], np.arange(6) % 3)
+
+
+def test_core_refuses_steps_that_would_overflow_its_counter():
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    for start, allowed in [(2**63 - 1, False), (2**63 - 4, False), (2**63 - 5, True)]:
+        arguments = _train_epoch_arguments(model)  # 3 steps of 2 samples
+        arguments["step"][0] = start
+        if allowed:
+            model.train_epoch(**arguments)
+            assert arguments["step"][0] == start + 3
+        else:
+            with pytest.raises(ValueError, match="3 more step"):
+                model.train_epoch(**arguments)
+            assert arguments["step"][0] == start and not arguments["params"].any()
+    arguments = _train_epoch_arguments(model)
+    arguments["step"][0] = 2**63 - 2
+    with pytest.raises(ValueError, match="1 more step"):
+        model.optimizer_step(arguments["params"], np.ones(model.n_params), arguments["config"],
+                             arguments["first"], arguments["second"], arguments["step"], 1.0)

@@ -368,6 +368,7 @@ class Network:
             raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
                             f"got {type(optimizer).__name__}")
         optimizer._check()
+        optimizer._check_state(self)  # before anything changes: the core would refuse it mid-fit
         return optimizer
 
     def train_on_batch(self, X, y, optimizer=None, sample_weight=None, class_weight=None):
