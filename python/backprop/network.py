@@ -7,6 +7,7 @@ both backends compute with.
 
 from __future__ import annotations
 
+import copy
 import warnings
 import weakref
 
@@ -590,8 +591,19 @@ class Network:
         return X_val, labels, targets, weights
 
     # -- copying ----------------------------------------------------------------
+    def __copy__(self):
+        """copy.copy(net) is copy.deepcopy(net): an independent network.
+
+        A shallow copy would share the parameters and the optimizer, whose
+        state follows one network at a time, so the next fit of either would
+        silently restart the other's momentum or Adam moments.
+        """
+        return copy.deepcopy(self)
+
     def __getstate__(self):
-        # The backend holds a compiled object and the layers hold views of
+        # pickle and copy.deepcopy give an independent network: its own
+        # parameters, and a copy of the optimizer whose state follows it. The
+        # backend holds a compiled object and the layers hold views of
         # _params: both are rebuilt on unpickling, so a copy owns its weights.
         state = self.__dict__.copy()
         state["_backend"] = self.backend
