@@ -549,7 +549,7 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Use at most n threads (capped by OpenMP's limit).");
-  m.def("after_fork_in_child", [] { forked_child().store(true); },
-        "Called in a forked child: train on one thread from now on (see team.hpp).");
+  m.def("after_fork_in_child", [] { if (opened_parallel_region().load()) forked_child().store(true); },
+        "Called in a forked child: train on one thread from now on if the parent ran OpenMP (see team.hpp).");
   m.def("get_num_threads", &max_team_size, "Threads the core uses at most (from this thread).");
 }

@@ -3,6 +3,8 @@ threads still inside the core, and forkserver children."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -45,3 +47,42 @@ def test_interpreter_exits_cleanly_with_daemon_threads_in_the_core(entry, tmp_pa
         assert "terminate called" not in out.stderr
         assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
         assert "main thread done" in out.stdout
+
+
+FORKSERVER_CHECK = """
+import json, multiprocessing as mp
+import numpy as np
+import backprop as bp
+
+def train(queue):
+    net = bp.Network([64, 256, 256, 10], seed=1)  # large enough for a team of threads
+    X, y = np.random.default_rng(1).random((512, 64)), np.arange(512) % 10
+    net.fit(X, y, epochs=1, batch_size=64)
+    queue.put((bp.get_num_threads(), bool(np.isfinite(net.layers[0].W).all())))
+
+if __name__ == "__main__":
+    threads = bp.get_num_threads()
+    train(mp.Queue())  # the parent's OpenMP pool exists before the forkserver starts
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["backprop._native_backend"])
+    queue = context.Queue()
+    children = []
+    for _ in range(2):
+        child = context.Process(target=train, args=(queue,))
+        child.start()
+        children.append(queue.get(timeout=120))
+        child.join()
+    print(json.dumps({"parent": threads, "children": children}))
+"""
+
+
+def test_forkserver_children_keep_all_threads_with_a_preloaded_core(tmp_path):
+    """The forkserver imports the core but never trains: its children inherit
+    no OpenMP pool, so they need not fall back to one thread as forked children do."""
+    script = tmp_path / "forkserver_check.py"
+    script.write_text(FORKSERVER_CHECK)
+    env = dict(os.environ, OMP_NUM_THREADS="2")  # a team of two even on a single CPU
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         check=True, cwd=tmp_path, env=env)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["parent"] == 2 and report["children"] == [[2, True]] * 2
