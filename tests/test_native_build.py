@@ -21,7 +21,7 @@ X, y = rng.normal(size=(300, 20)), rng.integers(0, 4, 300)
 nets = [bp.Network([20, 16, 4], dtype="float64", backend=b, seed=0) for b in ("native", "numpy")]
 for net in nets:
     net.fit(X, y, epochs=2, batch_size=16, optimizer=bp.Adam(lr=0.01))
-print(json.dumps({"isa": bp.build_info()["isa"], "gap": float(max(
+print(json.dumps({"isa": bp.build_info()["isa"], "simd": bp.build_info()["simd"], "gap": float(max(
     np.abs(a.W - b.W).max() for a, b in zip(nets[0].layers, nets[1].layers)))}))
 """
 
@@ -43,6 +43,11 @@ def test_each_level_computes_the_same(level, supported_levels):
     result = json.loads(out.stdout)
     assert result["isa"] == level
     assert result["gap"] < 1e-10
+    # What `backprop info` prints: the instruction sets of this level, AVX2 and FMA included.
+    simd = result["simd"].split(", ")
+    expected = {"baseline": ["SSE2"], "avx2": ["AVX2", "FMA", "AVX"], "avx512": ["AVX512", "AVX2", "FMA"]}[level]
+    assert set(expected) <= set(simd), simd
+    assert ("AVX512" in simd) == (level == "avx512") and ("AVX" in simd) == (level != "baseline")
 
 
 def test_best_level_is_default(supported_levels):
@@ -51,12 +56,23 @@ def test_best_level_is_default(supported_levels):
     assert bp.build_info()["isa"] == supported_levels[-1]
 
 
-def test_unknown_level_is_refused():
+def test_unknown_level_is_refused(supported_levels):
     env = dict(os.environ, BACKPROP_ISA="sse9")
     code = "import warnings, backprop as bp\nwith warnings.catch_warnings(record=True) as w:\n" \
            "    warnings.simplefilter('always')\n    print(bp.Network([2, 2]).backend, w[0].message)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.startswith("numpy") and "BACKPROP_ISA" in out.stdout
+    # Reinstalling cannot help: the advice is to unset the variable.
+    assert "Unset BACKPROP_ISA" in out.stdout and "Reinstall" not in out.stdout
+
+
+def test_level_the_cpu_lacks_is_refused_with_the_right_advice(supported_levels, monkeypatch):
+    # A level this CPU cannot run: one beyond every level it supports.
+    monkeypatch.setattr(_core, "LEVELS", (*_core.LEVELS, "avx10"))
+    monkeypatch.setenv("BACKPROP_ISA", "avx10")
+    with pytest.raises(ImportError, match="BACKPROP_ISA=avx10 but this CPU supports only") as error:
+        _core._load()
+    assert error.value.advice.startswith("Unset BACKPROP_ISA")
 
 
 def test_build_info_fields():

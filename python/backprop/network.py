@@ -45,9 +45,9 @@ def _make_backend(name, sizes, activations, loss, dtype):
         try:
             from ._native_backend import NativeBackend
         except ImportError as error:
+            advice = getattr(error, "advice", "Reinstall with `pip install .` to build it.")
             warnings.warn(f"backprop's compiled core could not be imported ({error}); "
-                          "using the NumPy backend instead. Reinstall with `pip install .` to build it.",
-                          RuntimeWarning, stacklevel=3)
+                          f"using the NumPy backend instead. {advice}", RuntimeWarning, stacklevel=3)
         else:
             return NativeBackend(sizes, activations, loss, dtype)
     from ._numpy_backend import NumpyBackend
