@@ -137,6 +137,16 @@ def test_gradient_norm_example_shows_vanishing_gradients(matplotlib, tmp_path, c
     assert "Saved" in capsys.readouterr().out
 
 
+def test_gradient_norm_example_writes_to_the_working_directory(matplotlib, tmp_path, monkeypatch, capsys):
+    # It used to overwrite the tracked docs/gradient_norms.png wherever it ran from.
+    tracked = REPO / "docs" / "gradient_norms.png"
+    before = tracked.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(REPO / "examples" / "gradient_norms.py"))["main"](["--epochs", "1"])
+    assert (tmp_path / "gradient_norms.png").read_bytes()[:4] == b"\x89PNG"
+    assert tracked.read_bytes() == before
+
+
 def test_readme_pictures_exist():
     readme = (REPO / "README.md").read_text()
     for name in ("docs/gradient_norms.png", "docs/learning_curves.png"):

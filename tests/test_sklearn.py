@@ -479,6 +479,28 @@ def test_bad_input():
         MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(*_data("regression", n=30))
 
 
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_strings_are_refused_at_predict_as_scikit_learn_does(task):
+    """scikit-learn's fit converts numeric strings but its predict, predict_proba
+    and score refuse them; so do ours, with the same message."""
+    X, y = _data(task, n=30)
+    outcomes = []
+    for module in (sk_nn, bp.sklearn):
+        estimator_class = module.MLPClassifier if task == "multiclass" else module.MLPRegressor
+        with pytest.warns(ConvergenceWarning):
+            model = estimator_class(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X.astype(str), y)
+        methods = ["predict", "score"] + (["predict_proba"] if task == "multiclass" else [])
+        for method in methods:
+            arguments = (X.astype(str), y) if method == "score" else (X.astype(str),)
+            with pytest.raises(ValueError, match="dtype='numeric' is not compatible with arrays of bytes/strings") as error:
+                getattr(model, method)(*arguments)
+            outcomes.append((method, str(error.value)))
+        assert model.predict(X.astype(np.float32)).shape[0] == len(X)  # numbers of any dtype are fine
+        assert model.predict(X.astype(np.int64)).shape[0] == len(X)
+    half = len(outcomes) // 2
+    assert outcomes[:half] == outcomes[half:]
+
+
 def test_divergence_raises_value_error():
     X, y = _data("regression", n=50)
     reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, momentum=0.0,

@@ -161,6 +161,7 @@ class NumpyBackend:
         'sklearn' convention divides the weight decay by it. Returns False
         (changing nothing) when the new parameters or state would hold NaN or inf.
         """
+        optimizer._check_room(1)
         step = optimizer.step_count + 1
         dt = self.dtype.type
         sklearn = optimizer.convention == "sklearn"
@@ -203,6 +204,7 @@ class NumpyBackend:
         penalty_sum (Σ ‖W‖²·B/Σ_batch w before each step, with the 'sklearn'
         convention). Overflow is reported by status, not warnings.
         """
+        optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step
         with np.errstate(all="ignore"):
             return self._train_epoch(params, X, labels, targets, weights, order, batch_size, optimizer,
                                      state, record_grad_norms)

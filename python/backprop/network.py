@@ -7,6 +7,7 @@ both backends compute with.
 
 from __future__ import annotations
 
+import copy
 import warnings
 import weakref
 
@@ -44,9 +45,9 @@ def _make_backend(name, sizes, activations, loss, dtype):
         try:
             from ._native_backend import NativeBackend
         except ImportError as error:
+            advice = getattr(error, "advice", "Reinstall with `pip install .` to build it.")
             warnings.warn(f"backprop's compiled core could not be imported ({error}); "
-                          "using the NumPy backend instead. Reinstall with `pip install .` to build it.",
-                          RuntimeWarning, stacklevel=3)
+                          f"using the NumPy backend instead. {advice}", RuntimeWarning, stacklevel=3)
         else:
             return NativeBackend(sizes, activations, loss, dtype)
     from ._numpy_backend import NumpyBackend
@@ -368,6 +369,7 @@ class Network:
             raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
                             f"got {type(optimizer).__name__}")
         optimizer._check()
+        optimizer._check_state(self)  # before anything changes: the core would refuse it mid-fit
         return optimizer
 
     def train_on_batch(self, X, y, optimizer=None, sample_weight=None, class_weight=None):
@@ -589,8 +591,19 @@ class Network:
         return X_val, labels, targets, weights
 
     # -- copying ----------------------------------------------------------------
+    def __copy__(self):
+        """copy.copy(net) is copy.deepcopy(net): an independent network.
+
+        A shallow copy would share the parameters and the optimizer, whose
+        state follows one network at a time, so the next fit of either would
+        silently restart the other's momentum or Adam moments.
+        """
+        return copy.deepcopy(self)
+
     def __getstate__(self):
-        # The backend holds a compiled object and the layers hold views of
+        # pickle and copy.deepcopy give an independent network: its own
+        # parameters, and a copy of the optimizer whose state follows it. The
+        # backend holds a compiled object and the layers hold views of
         # _params: both are rebuilt on unpickling, so a copy owns its weights.
         state = self.__dict__.copy()
         state["_backend"] = self.backend

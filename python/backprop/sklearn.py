@@ -276,8 +276,10 @@ class _BaseMLP(BaseEstimator):
 
     def _check_X_predict(self, X):
         check_is_fitted(self)
-        return _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                              dtype=(np.float64, np.float32))
+        # dtype="numeric" as scikit-learn's MLP predicts: arrays of strings are
+        # refused here, though fit converts numeric strings as scikit-learn's does.
+        X = _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype="numeric")
+        return X if X.dtype in (np.float64, np.float32) else X.astype(np.float64)
 
     # -- fitting --------------------------------------------------------------------
     def _initialize(self, y, layer_units, dtype):
