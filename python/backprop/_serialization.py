@@ -59,7 +59,7 @@ def save(network, path):
     """
     path = os.path.realpath(_as_path(path))
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **network._config(),
-              "rng_state": network._rng.bit_generator.state}
+              "rng_state": network.rng.bit_generator.state}
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(network.layers):
         arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
@@ -267,13 +267,14 @@ def _expected_arrays(path, header):
     return expected, np.dtype(header["dtype"])
 
 
-def load(path, backend=None):
-    """Read a network saved with Network.save.
+def load(path, network_class, backend=None):
+    """Read a network saved with Network.save, as a `network_class` (Network.load passes itself).
 
     Parameters
     ----------
     path : str, bytes or os.PathLike
-    backend : 'native' or 'numpy', optional
+    network_class : type
+    backend : 'native' or 'numpy', optional (checked by the caller)
         Overrides the backend recorded in the file.
 
     Raises
@@ -284,22 +285,15 @@ def load(path, backend=None):
         the header before they are decompressed, so hostile files cost at
         most the memory of the model they declare.
     """
-    from ._validation import check_choice
-    from .network import BACKENDS
-
-    if backend is not None:
-        check_choice("backend", backend, BACKENDS)
     path = _as_path(path)
     with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual
         with _reading(path):
             archive = zipfile.ZipFile(file)
         with archive:
-            return _load(path, archive, os.fstat(file.fileno()).st_size, backend)
+            return _load(path, archive, os.fstat(file.fileno()).st_size, network_class, backend)
 
 
-def _load(path, archive, file_size, backend):
-    from .network import Network
-
+def _load(path, archive, file_size, network_class, backend):
     members = _members(path, archive)
     header = _read_header(path, archive, members)
     expected, dtype = _expected_arrays(path, header)
@@ -316,11 +310,11 @@ def _load(path, archive, file_size, backend):
     if backend is not None:
         config["backend"] = backend
     try:
-        network = Network(**config)
+        network = network_class(**config)
     except (TypeError, ValueError) as error:
         raise _invalid(path, f"its header describes no valid network ({error})") from None
     try:
-        network._rng.bit_generator.state = header["rng_state"]
+        network.rng.bit_generator.state = header["rng_state"]
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise _invalid(path, f"its random generator state is malformed ({error})") from None
     for l, layer in enumerate(network.layers):  # a new network: a refusal half-way leaves nothing behind

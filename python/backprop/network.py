@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from . import _serialization
 from ._architecture import (HIDDEN_ACTIVATIONS, INITS, LOSSES, OUTPUT_ACTIVATIONS,  # noqa: F401 (re-exported)
                             check_hidden_activation, output_and_loss)
 from ._layout import Layout
@@ -625,8 +626,29 @@ class Network:
         The file is written beside `path` and renamed over it only when
         complete, so a failed save never leaves a half-written model.
         """
-        from ._serialization import save
-        save(self, path)
+        _serialization.save(self, path)
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """Read a network saved with ``save`` (also ``backprop.load``).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+        backend : 'native' or 'numpy', optional
+            Overrides the backend recorded in the file.
+
+        Raises
+        ------
+        ValueError
+            When the file is truncated, is not an .npz archive, or its header or
+            arrays do not describe a valid network. Arrays are checked against
+            the header before they are decompressed, so hostile files cost at
+            most the memory of the model they declare.
+        """
+        if backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        return _serialization.load(path, cls, backend)
 
     def _config(self):
         """The constructor arguments that rebuild this network's architecture."""
@@ -687,3 +709,6 @@ class Network:
         """
         from .torch_interop import load_state_dict
         load_state_dict(self, state_dict)
+
+
+load = Network.load
