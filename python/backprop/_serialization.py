@@ -32,12 +32,21 @@ def save(network, path):
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(network.layers):
         arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
+    write_atomically(path, lambda file: np.savez(file, **arrays), suffix=".npz.tmp")
+
+
+def write_atomically(path, write, suffix):
+    """Call write(file) on a temporary file beside `path`, then rename it over `path`.
+
+    A failure (or Ctrl-C) at any point leaves `path` as it was and no temporary file.
+    """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temp_path = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
+    descriptor, temp_path = tempfile.mkstemp(prefix=".backprop-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as file:
             os.fchmod(file.fileno(), _new_file_mode(path))  # mkstemp makes it 0600
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, path)
