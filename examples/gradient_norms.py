@@ -13,7 +13,7 @@ its layers' gradients stay within a small factor of each other.
 
     python examples/gradient_norms.py [--epochs 30] [--out docs/gradient_norms.png]
 
-Needs matplotlib (pip install "backprop[plot]").
+Needs matplotlib (pip install "backprop-mlp[plot]").
 """
 
 from __future__ import annotations

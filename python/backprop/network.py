@@ -478,7 +478,7 @@ class Network:
         Raises
         ------
         ModuleNotFoundError
-            Without PyTorch (``pip install "backprop[torch]"``).
+            Without PyTorch (``pip install "backprop-mlp[torch]"``).
         ValueError
             Naming the first unsupported module.
         """

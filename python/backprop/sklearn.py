@@ -20,7 +20,7 @@ start from the same weights and visit the samples in the same order;
 results agree to rounding (float64) rather than only statistically. The
 few differences are listed in the estimators' Notes sections.
 
-Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop[sklearn]"``.
+Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop-mlp[sklearn]"``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ try:
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(f"backprop.sklearn needs scikit-learn >= 1.6 and SciPy ({_error}); install them with "
-                      "pip install \"backprop[sklearn]\"") from _error
+                      "pip install \"backprop-mlp[sklearn]\"") from _error
 
 from .network import Network
 from .optim import SGD, Adam
