@@ -16,7 +16,7 @@ its layers' gradients stay within a small factor of each other.
 The picture goes to the working directory unless --out names another path
 (the README's is docs/gradient_norms.png, made with the defaults).
 
-Needs matplotlib (pip install "backprop[plot]").
+Needs matplotlib (pip install "backprop-mlp[plot]").
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch, call):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop\[plot\]"') as info:
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop-mlp\[plot\]"') as info:
         hist.plot() if call == "history" else plotting.plot_grad_norms(hist)
     assert info.value.name == "matplotlib"
 

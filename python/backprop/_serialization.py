@@ -38,7 +38,7 @@ MAX_HEADER_CHARS = 1 << 20
 
 # Temporary files are named .backprop-<pid>-<host>-<random>.npz.tmp after their
 # writer, so that a later save can tell those of writers that were killed.
-_TEMP_NAME = re.compile(r"\.backprop-(\d+)-([0-9a-f]{8})-[^.]+\.npz\.tmp\Z")
+_TEMP_NAME = re.compile(r"\.backprop-(\d+)-([0-9a-f]{8})-[^.]+\.[a-z]+\.tmp\Z")
 
 
 def _as_path(path):
@@ -63,14 +63,25 @@ def save(network, path):
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(network.layers):
         arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
+    write_atomically(path, lambda file: np.savez(file, **arrays), suffix=".npz.tmp")
+
+
+def write_atomically(path, write, suffix):
+    """Call write(file) on a temporary file beside `path` (a real path), then rename it over `path`.
+
+    A failure (or Ctrl-C) at any point leaves `path` as it was and no temporary
+    file. The temporary's name carries this process's PID and host, so that a
+    later write into the folder removes what a killed writer left behind.
+    """
+    path = os.path.realpath(_as_path(path))
     folder = os.path.dirname(path)
     _remove_stale_temporaries(folder)
-    descriptor, temp_path = tempfile.mkstemp(prefix=f".backprop-{os.getpid()}-{_host_tag()}-",
-                                             suffix=".npz.tmp", dir=folder)
+    descriptor, temp_path = tempfile.mkstemp(prefix=f".backprop-{os.getpid()}-{_host_tag()}-", suffix=suffix,
+                                             dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as file:
             os.fchmod(file.fileno(), _new_file_mode(path))  # mkstemp makes it 0600
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, path)

@@ -83,7 +83,7 @@ class History:
         Raises
         ------
         ModuleNotFoundError
-            When matplotlib is missing: ``pip install "backprop[plot]"``.
+            When matplotlib is missing: ``pip install "backprop-mlp[plot]"``.
         """
         from .plotting import plot_history
         return plot_history(self, path=path, axes=axes, title=title)

@@ -672,7 +672,7 @@ class Network:
         Raises
         ------
         ModuleNotFoundError
-            Without PyTorch (``pip install "backprop[torch]"``).
+            Without PyTorch (``pip install "backprop-mlp[torch]"``).
         ValueError
             Naming the first unsupported module.
         """
@@ -690,6 +690,19 @@ class Network:
         """
         from .torch_interop import to_torch
         return to_torch(self, logits=logits)
+
+    def to_onnx(self, path, logits=False):
+        """Write this network to `path` as an ONNX model (opset 17), atomically like ``save``.
+
+        One Gemm per layer plus its activation node; input ``X`` (batch,
+        n_features), output ``Y``: what ``forward`` returns, in the network's
+        dtype, for any batch size. ``logits=True`` leaves out a trailing
+        Softmax or Sigmoid (output ``logits``). Needs the onnx package
+        (``pip install "backprop-mlp[onnx]"``); run the model with
+        onnxruntime. See backprop.onnx_export.
+        """
+        from .onnx_export import to_onnx
+        to_onnx(self, path, logits=logits)
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names: ``{"0.weight": W, "0.bias": b, ...}``.

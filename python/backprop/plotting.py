@@ -1,6 +1,6 @@
 """Pictures of training: loss and accuracy curves, per-layer gradient norms.
 
-Needs matplotlib (``pip install "backprop[plot]"``). Figures are built with
+Needs matplotlib (``pip install "backprop-mlp[plot]"``). Figures are built with
 ``matplotlib.figure.Figure`` rather than pyplot, so they work under any
 backend (Agg on a server included), never open a window by themselves and
 never pile up in pyplot's list of open figures. In Jupyter a returned Figure
@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["plot_history", "plot_grad_norms"]
 
-INSTALL_HINT = 'pip install "backprop[plot]"'
+INSTALL_HINT = 'pip install "backprop-mlp[plot]"'
 
 
 def _figure_class():
@@ -69,7 +69,7 @@ def plot_history(history, path=None, axes=None, title=None):
     Raises
     ------
     ModuleNotFoundError
-        When matplotlib is not installed (``pip install "backprop[plot]"``).
+        When matplotlib is not installed (``pip install "backprop-mlp[plot]"``).
     ValueError
         When the history holds no epochs.
     """

@@ -1,7 +1,7 @@
 """PyTorch interchange: Network <-> torch.nn.Sequential, and PyTorch-style state dicts.
 
 PyTorch is optional: it is imported only by the functions that build or read
-modules (``pip install "backprop[torch]"``). State dicts are plain NumPy
+modules (``pip install "backprop-mlp[torch]"``). State dicts are plain NumPy
 arrays and need no PyTorch at all.
 
 Layer correspondence (weights are (n_out, n_in) in both libraries)::
@@ -26,8 +26,15 @@ from ._validation import convert_finite
 
 __all__ = ["from_torch", "to_torch", "state_dict", "load_state_dict"]
 
+<<<<<<< HEAD
 INSTALL_HINT = 'pip install "backprop[torch]"'
 SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
+=======
+# A plain `pip install torch` is the CUDA build on Linux (gigabytes): point to the CPU build too.
+INSTALL_HINT = ('pip install "backprop-mlp[torch]", after the CPU build if no GPU is wanted: '
+                'pip install torch --index-url https://download.pytorch.org/whl/cpu')
+SUPPORTED = ("Linear (with bias), ReLU, LeakyReLU(negative_slope=0.01), Tanh, Sigmoid, Identity, "
+>>>>>>> pkg
              "and Softmax(dim=-1) as the last module")
 
 
