@@ -39,3 +39,9 @@ def assert_unchanged(net, before):
     for (W, b), layer in zip(before, net.layers):
         np.testing.assert_array_equal(layer.W, W)
         np.testing.assert_array_equal(layer.b, b)
+
+
+# Why the PyTorch tests skip: the [test] extra leaves PyTorch out, since off this project's
+# machines a plain `pip install torch` brings the CUDA build (gigabytes).
+TORCH_MISSING = ("PyTorch is not installed ([test] leaves it out); to run these tests install the CPU build: "
+                 "pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install \".[test,torch]\"")

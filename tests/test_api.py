@@ -81,7 +81,7 @@ def test_history_and_grad_norms(backend, capsys):
     net = bp.Network([4, 6, 6, 3], activation="sigmoid", backend=backend, seed=0)
     hist = net.fit(X, y, epochs=3, batch_size=10, validation_data=(X, y), verbose=1, record_grad_norms=True)
     assert hist.epoch == [1, 2, 3] and len(hist) == 3 and net.history is hist
-    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(hist.history) == {"loss", "accuracy", "lr", "val_loss", "val_accuracy"}
     assert hist.grad_norms.shape == (3, 3) and np.all(hist.grad_norms > 0)
     printed = capsys.readouterr().out
     assert printed.count("Epoch") == 3 and "val_accuracy" in printed
@@ -162,6 +162,30 @@ def test_pickle_and_deepcopy_give_an_independent_copy(backend):
     net.fit(X, y, epochs=2, batch_size=8)  # momentum and shuffling carry on in both
     clone.fit(X, y, epochs=2, batch_size=8)
     np.testing.assert_array_equal(clone.layers[0].W, net.layers[0].W)
+
+
+@pytest.mark.parametrize("make_copy", ["copy", "deepcopy"])
+def test_copies_are_independent_and_leave_the_original_training_on(backend, make_copy):
+    """copy.copy used to share the weights and take the optimizer over, so the
+    original's next fit silently restarted Adam."""
+    import copy
+
+    X, y = make_data("cross_entropy", 40, 4, 3)
+    kwargs = dict(dtype="float64", backend=backend, seed=0)
+    net, twin = bp.Network([4, 5, 3], **kwargs), bp.Network([4, 5, 3], **kwargs)
+    for n in (net, twin):
+        n.fit(X, y, epochs=1, batch_size=8, optimizer=bp.Adam(lr=0.01))
+    assert net.optimizer.step_count == 5
+    clone = getattr(copy, make_copy)(net)
+    assert clone.optimizer is not net.optimizer and clone.optimizer.step_count == 5
+    clone.layers[0].W[...] = 7.0
+    assert not np.any(net.layers[0].W == 7.0)
+    clone.fit(X, y, epochs=1, batch_size=8)
+    net.fit(X, y, epochs=1, batch_size=8)  # Adam carries on from step 5 in the original too
+    twin.fit(X, y, epochs=1, batch_size=8)
+    assert net.optimizer.step_count == 10 and clone.optimizer.step_count == 10
+    np.testing.assert_array_equal(net.parameters(), twin.parameters())
+    np.testing.assert_array_equal(net.optimizer.state["m"], twin.optimizer.state["m"])
 
 
 def test_optimizer_hyper_parameters_are_checked_when_set(backend):

@@ -359,14 +359,15 @@ def _with_labels(X, y, label):
 @pytest.mark.parametrize("make, match", [
     (lambda X, y: X, r"validation_data.*pair"),
     (lambda X, y: (X,), r"validation_data.*pair"),
-    (lambda X, y: (X, y, y), r"validation_data.*pair"),
+    (lambda X, y: (X, y, y, y), r"validation_data.*pair"),
+    (lambda X, y: (X, y, -np.ones(len(y))), r"validation_data\[2\].*>= 0"),
     (lambda X, y: {"X": X, "y": y}, r"validation_data.*pair"),
     (lambda X, y: (X[:, :3], y), r"validation_data\[0\].*features"),
     (lambda X, y: (np.where(X > 1, np.nan, X), y), r"validation_data\[0\].*NaN"),
     (lambda X, y: (X, y[:-1]), r"validation_data\[1\]"),
     (lambda X, y: _with_labels(X, y, SIZES[-1]), r"validation_data\[1\].*label"),
     (lambda X, y: _with_labels(X, y, -1), r"validation_data\[1\].*label"),
-], ids=["array", "single", "triple", "dict", "features", "nan", "length", "label-high", "label-negative"])
+], ids=["array", "single", "quadruple", "weights", "dict", "features", "nan", "length", "label-high", "label-negative"])
 def test_bad_validation_data(backend, make, match):
     net, X, y = build(backend)
     guard = Guard(net)
@@ -558,3 +559,71 @@ def test_diverging_fit_raises_and_keeps_weights_finite(backend, dtype, lr):
     for layer in net.layers:
         assert np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
     assert np.isfinite(net.forward(X)).all()
+
+
+# -- optimizer state assigned by the user --------------------------------------------------------
+def misaligned(array):
+    """A writeable copy of `array` at an address that is not a multiple of its element size."""
+    raw = np.zeros(array.nbytes + 1, np.uint8)
+    out = raw[1:].view(array.dtype)
+    out[...] = array
+    assert not out.flags.aligned and out.flags.writeable
+    return out
+
+
+@pytest.mark.parametrize("entry", ["fit", "train_on_batch"])
+@pytest.mark.parametrize("name, value, exc, match", [
+    ("momentum_buffer", lambda n: np.zeros(n + 1), ValueError, r"optimizer.state\['momentum_buffer'\] must have shape"),
+    ("momentum_buffer", lambda n: np.zeros((n, 1)), ValueError, r"optimizer.state\['momentum_buffer'\] must have shape"),
+    ("momentum_buffer", lambda n: np.zeros(n, complex), TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+    ("momentum_buffer", lambda n: ["a"] * n, TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+    ("momentum_buffer", lambda n: None, TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+])
+def test_bad_optimizer_state_is_refused_before_anything_changes(backend, entry, name, value, exc, match):
+    net, X, y = build(backend)
+    guard = Guard(net)
+    bad = net.optimizer.state[name] = value(net.n_params)
+    with pytest.raises(exc, match=match):
+        if entry == "fit":
+            net.fit(X, y, epochs=1, batch_size=BATCH)
+        else:
+            net.train_on_batch(X, y)
+    assert_unchanged(net, guard.params)
+    assert net.history is guard.history and net.optimizer is guard.optimizer
+    assert net.optimizer.state[name] is bad and net.optimizer.step_count == guard.step_count
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [
+    lambda a: misaligned(a),
+    lambda a: np.repeat(a, 2)[::2],                       # strided
+    lambda a: a.astype(np.float32 if a.dtype == np.float64 else np.float64),  # the other dtype
+    lambda a: _read_only(a),
+], ids=["misaligned", "strided", "other-dtype", "read-only"])
+def test_assigned_optimizer_state_the_core_cannot_use_as_is_is_copied(make, dtype):
+    """Adam's m and v assigned by the user, unaligned, strided, read-only or in
+    the other dtype: both backends train on a usable copy, to the same result."""
+    X, y = make_data("cross_entropy", 24, 4, 3)
+    results = []
+    for backend in ("numpy", "native"):
+        net = bp.Network(SIZES, dtype=dtype, backend=backend, seed=0)
+        optimizer = bp.Adam(lr=0.01)
+        net.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer)
+        reference = {name: a.copy() for name, a in optimizer.state.items()}
+        for name in ("m", "v"):
+            optimizer.state[name] = make(reference[name])
+        net.fit(X, y, epochs=2, batch_size=8, shuffle=False)
+        for name in ("m", "v"):
+            state = optimizer.state[name]
+            assert state.dtype == net.dtype and state.flags.aligned and state.flags.c_contiguous
+            assert state.flags.writeable
+        results.append((net.parameters().copy(), optimizer.state["m"].copy()))
+    tolerance = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=tolerance, atol=tolerance)
+
+
+def _read_only(array):
+    array = array.copy()
+    array.setflags(write=False)
+    return array

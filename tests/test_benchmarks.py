@@ -93,3 +93,18 @@ def test_json_reports_memory_and_goals(smoke_run):
     assert "Goals (issues 3 and 7)" in stdout and "instruction-set level" in stdout
     if _installed("matplotlib"):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_data_folder_that_cannot_be_read_is_an_error(folder, tmp_path):
+    # It used to fall back to synthetic data silently, timing something else than asked.
+    path = tmp_path / folder
+    if folder == "empty":
+        path.mkdir()
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1", "--peers", "numpy",
+                           "--workloads", "W3", "--no-memory", "--no-plot", "--data", str(path),
+                           "--out", str(tmp_path / "out.json")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"--data {path}" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.json").exists()

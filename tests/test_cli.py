@@ -19,7 +19,7 @@ from conftest import assert_unchanged, snapshot
 
 import backprop as bp
 from backprop import cli
-from backprop.progress import PlainProgressBar, fit_with_progress, progress_bar
+from backprop.progress import PlainProgressBar, progress_bar
 
 
 # -- data files ---------------------------------------------------------------------
@@ -364,7 +364,7 @@ def test_progress_bar_kinds(monkeypatch):
         progress_bar(10, kind="fancy")
     monkeypatch.setitem(sys.modules, "tqdm", None)
     assert isinstance(progress_bar(10, file=Terminal()), PlainProgressBar)  # auto, no tqdm
-    with pytest.raises(ModuleNotFoundError, match=r"backprop\[progress\]"):
+    with pytest.raises(ModuleNotFoundError, match=r"backprop-mlp\[progress\]"):
         progress_bar(10, kind="tqdm")
 
 
@@ -373,65 +373,3 @@ def test_progress_bar_uses_tqdm_in_a_terminal():
     bar = progress_bar(10, file=Terminal())
     assert isinstance(bar, tqdm.tqdm)
     bar.close()
-
-
-@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse"])
-def test_fit_with_progress_equals_fit(loss):
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(203, 5))
-    y = {"cross_entropy": rng.integers(0, 3, 203), "binary_cross_entropy": (rng.random((203, 3)) > 0.5) * 1.0,
-         "mse": rng.normal(size=(203, 3))}[loss]
-    kwargs = dict(epochs=3, batch_size=4, validation_data=(X[:20], y[:20]), record_grad_norms=True)
-    a = bp.Network([5, 6, 3], activation="tanh", loss=loss, dtype="float64", backend="numpy", seed=2)
-    b = bp.Network([5, 6, 3], activation="tanh", loss=loss, dtype="float64", backend="numpy", seed=2)
-    ha = fit_with_progress(a, X, y, optimizer=bp.SGD(lr=0.05, momentum=0.9), progress="off", **kwargs)
-    hb = b.fit(X, y, optimizer=bp.SGD(lr=0.05, momentum=0.9), **kwargs)
-    assert a.history is ha and len(ha) == 3 and len(ha.seconds) == 3
-    for la, lb in zip(a.layers, b.layers):
-        np.testing.assert_array_equal(la.W, lb.W)
-    assert set(ha.history) == set(hb.history)
-    for key in hb.history:
-        np.testing.assert_allclose(ha[key], hb[key], rtol=1e-12)
-    np.testing.assert_allclose(ha.grad_norms, hb.grad_norms, rtol=1e-12)
-    # A second call continues with the optimizer's state, as fit does.
-    fit_with_progress(a, X, y, epochs=1, batch_size=4, progress="off")
-    b.fit(X, y, epochs=1, batch_size=4)
-    np.testing.assert_array_equal(a.layers[0].W, b.layers[0].W)
-
-
-def test_fit_with_progress_native_matches_fit():
-    rng = np.random.default_rng(1)
-    X, y = rng.normal(size=(150, 5)), rng.integers(0, 3, 150)
-    a = bp.Network([5, 6, 3], dtype="float64", seed=2)
-    b = bp.Network([5, 6, 3], dtype="float64", seed=2)
-    fit_with_progress(a, X, y, epochs=2, batch_size=8, optimizer=bp.Adam(), progress="off")
-    b.fit(X, y, epochs=2, batch_size=8, optimizer=bp.Adam())
-    # Multi-threaded reductions may differ in the last bits between runs.
-    np.testing.assert_allclose(a.layers[0].W, b.layers[0].W, rtol=1e-10, atol=1e-12)
-
-
-def test_fit_with_progress_checks_before_training():
-    net = bp.Network([3, 4, 2], backend="numpy", seed=0)
-    X = np.zeros((50, 3))
-    y = np.zeros(50, dtype=int)
-    y[-1] = 7  # out of range, in the last slice
-    before = snapshot(net)
-    with pytest.raises(ValueError, match="class label 7"):
-        fit_with_progress(net, X, y, progress="off")
-    with pytest.raises(ValueError, match="progress must be one of"):
-        fit_with_progress(net, X, y % 2, progress="loud")
-    with pytest.raises(TypeError, match="optimizer"):
-        fit_with_progress(net, X, y % 2, optimizer="sgd", progress="off")
-    with pytest.raises(ValueError, match="pair"):
-        fit_with_progress(net, X, y % 2, validation_data=X, progress="off")
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
-        fit_with_progress(net, X, y % 2, epochs=0, progress="off")
-    assert_unchanged(net, before)
-
-
-def test_fit_with_progress_divergence_names_the_whole_epoch_batch():
-    X = np.ones((100, 2)) * 1e3
-    net = bp.Network([2, 1], output="identity", backend="numpy", seed=0)
-    with pytest.raises(FloatingPointError, match=r"at epoch 1, batch \d+ of 25;"):
-        fit_with_progress(net, X, np.ones((100, 1)), batch_size=4, optimizer=bp.SGD(lr=1e30), progress="off")
-

@@ -168,10 +168,25 @@ def test_epochs_from_hand_set_weights_match_sklearn(task, settings):
                                else theirs.predict(X), rtol=1e-9, atol=1e-12)
 
 
+def _sklearn_early_stopping_takes_string_labels():
+    # scikit-learn 1.6-1.8 (1.7 is the newest on Python 3.10) call np.isnan on the predicted labels
+    # when scoring for early stopping, a TypeError for string labels (scikit-learn issue 33760).
+    X = np.arange(20.0).reshape(10, 2)
+    try:
+        sk_nn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, early_stopping=True, validation_fraction=0.3,
+                            random_state=0).fit(X, np.array(["a", "b"] * 5))
+    except TypeError:
+        return False
+    return True
+
+
 @no_convergence_warning
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_same_random_state_same_training_as_sklearn(task):
     """Initial weights, shuffling and the early-stopping split come from the same random draws."""
+    if task == "multiclass" and not _sklearn_early_stopping_takes_string_labels():
+        pytest.skip(f"scikit-learn {sklearn.__version__} itself fails on early stopping with string labels "
+                    "(its issue 33760): nothing to compare with")
     ours_class, their_class = _classes(task)
     X, y = _data(task, n=120)
     params = dict(hidden_layer_sizes=(10,), solver="adam", learning_rate_init=0.01, max_iter=15,
@@ -477,6 +492,28 @@ def test_bad_input():
     assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
     with pytest.raises(ValueError, match="validation set is too small"):
         MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(*_data("regression", n=30))
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_strings_are_refused_at_predict_as_scikit_learn_does(task):
+    """scikit-learn's fit converts numeric strings but its predict, predict_proba
+    and score refuse them; so do ours, with the same message."""
+    X, y = _data(task, n=30)
+    outcomes = []
+    for module in (sk_nn, bp.sklearn):
+        estimator_class = module.MLPClassifier if task == "multiclass" else module.MLPRegressor
+        with pytest.warns(ConvergenceWarning):
+            model = estimator_class(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X.astype(str), y)
+        methods = ["predict", "score"] + (["predict_proba"] if task == "multiclass" else [])
+        for method in methods:
+            arguments = (X.astype(str), y) if method == "score" else (X.astype(str),)
+            with pytest.raises(ValueError, match="dtype='numeric' is not compatible with arrays of bytes/strings") as error:
+                getattr(model, method)(*arguments)
+            outcomes.append((method, str(error.value)))
+        assert model.predict(X.astype(np.float32)).shape[0] == len(X)  # numbers of any dtype are fine
+        assert model.predict(X.astype(np.int64)).shape[0] == len(X)
+    half = len(outcomes) // 2
+    assert outcomes[:half] == outcomes[half:]
 
 
 def test_divergence_raises_value_error():

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_unchanged, snapshot
+from conftest import TORCH_MISSING, assert_unchanged, snapshot
 
 import backprop as bp
 
@@ -21,7 +21,7 @@ X5 = RNG.normal(size=(12, 5))
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    return pytest.importorskip("torch", reason=TORCH_MISSING)
 
 
 @pytest.fixture(scope="module")
@@ -271,10 +271,10 @@ def test_load_state_dict_refuses_non_mappings():
 def test_without_torch_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ModuleNotFoundError
     net = bp.Network([3, 2], backend="numpy", seed=0)
-    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop\[torch\]"') as info:
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop-mlp\[torch\]"') as info:
         net.to_torch()
     assert info.value.name == "torch"
-    with pytest.raises(ModuleNotFoundError, match=r"backprop\[torch\]"):
+    with pytest.raises(ModuleNotFoundError, match=r"backprop-mlp\[torch\]"):
         bp.Network.from_torch(object())
 
 

@@ -60,7 +60,7 @@ class Architecture {
   Loss loss() const { return loss_; }
   Index n_params() const { return n_params_; }
   // Multiply-adds of one sample's forward pass: Σ_l n_in(l) · n_out(l).
-  double n_weights() const {
+  double macs_per_sample() const {
     double n = 0;
     for (Index l = 0; l < n_layers(); ++l) n += double(n_in(l)) * double(n_out(l));
     return n;

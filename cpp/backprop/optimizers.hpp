@@ -30,6 +30,12 @@ struct OptimizerConfig {
   double momentum = 0.0;  // SGD
   bool nesterov = false;  // SGD
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam
+  // scikit-learn's conventions (its MLP estimators): the L2 gradient is
+  // λ·w / Σ_batch w_j, i.e. the decay is divided by each batch's total weight
+  // (its size when unweighted), and Adam adds eps to √v before the bias
+  // correction, which is PyTorch's form with eps / √(1 − β2^t).
+  bool decay_per_batch_weight = false;
+  bool eps_before_bias_correction = false;
 };
 
 // Optimizer state, laid out like the parameters. Owned by the caller.
@@ -93,7 +99,7 @@ T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const Opt
   const T neg_step_size = T(-c.lr / bias_correction1);
   const T bias_correction2_sqrt = T(std::sqrt(bias_correction2));
   const T one_minus_beta1 = T(1.0 - c.beta1), beta2 = T(c.beta2), one_minus_beta2 = T(1.0 - c.beta2);
-  const T eps = T(c.eps);
+  const T eps = T(c.eps_before_bias_correction ? c.eps / std::sqrt(bias_correction2) : c.eps);
   T probe = 0;
 #pragma omp simd reduction(+ : probe)
   for (Index i = 0; i < n; ++i) {

@@ -82,6 +82,8 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
 // From δ^(L) in ws.delta(L, B), writes ∂R/∂W, ∂R/∂b of every layer into the
 // flat `grads` (added to it with `accumulate`), shared by `team`. Needs the
 // activations that forward_pass left in `ws`, and the same `input`.
+// Code layer l (0-based) is the math's layer l+1: ws.delta(l + 1) holds
+// δ^(l+1) and ws.activation(l) holds a^(l), samples as columns.
 template <class T>
 void backward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
                    Workspace<T>& ws, T* grads, bool accumulate, const Team& team) {
@@ -97,6 +99,7 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
       if (l > 0) {  // δ of the layer below; the input layer needs none
         MatrixMap<T> D_prev = ws.delta(l, B);
         const Index r0 = part.begin(n_in), rows = part.count(n_in);
+        // δ^(l) = (W^(l+1)ᵀ δ^(l+1)) ⊙ σ'(z^(l)), σ' read from the stored a^(l)
         dense_input_gradient(arch.W(params, l), D, D_prev, r0, rows);
         multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B).middleRows(r0, rows),
                                D_prev.middleRows(r0, rows));

@@ -123,7 +123,7 @@ class LoadMonitor {
 
 class Team {
  public:
-  Team(int size, bool share) : size_(size < 1 ? 1 : size), share_(share) {}
+  explicit Team(int size = 1, bool share = false) : size_(size < 1 ? 1 : size), share_(share) {}
 
   int size() const { return size_; }
 

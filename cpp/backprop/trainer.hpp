@@ -19,11 +19,13 @@
 
 namespace backprop {
 
-// Targets for a whole data set, one row per sample: class labels or dense rows.
+// Targets for a whole data set, one row per sample: class labels or dense
+// rows, and optionally a weight per sample (see losses.hpp).
 template <class T>
 struct TargetSource {
   const std::int64_t* labels = nullptr;  // n_samples class indices, or
   DataSource<T> dense;                    // n_samples × n_out rows
+  const double* weights = nullptr;        // n_samples weights, or null (all 1)
 };
 
 // Chunk size for passes that need no shuffling: bounds the workspace.
@@ -31,21 +33,35 @@ constexpr Index kInferenceChunk = 1024;
 
 namespace detail {
 
+// Per-batch copies of targets and weights, sized for `capacity` samples.
+template <class T>
+struct TargetBuffers {
+  TargetBuffers(const TargetSource<T>& y, Index capacity, Index n_out)
+      : labels(y.labels ? capacity : 0), dense(y.labels ? 0 : capacity * n_out), weights(y.weights ? capacity : 0) {}
+  std::vector<std::int64_t> labels;
+  Buffer<T> dense;
+  std::vector<double> weights;
+};
+
 // Batch targets for samples index[0..B) (or first..first+B when index is null),
-// gathered into the caller's buffers.
+// gathered into `buf`.
 template <class T>
 BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* index, Index first, Index B,
-                               std::vector<std::int64_t>& label_buf, Buffer<T>& dense_buf) {
+                               TargetBuffers<T>& buf) {
   BatchTargets<T> batch;
+  if (y.weights) {
+    for (Index j = 0; j < B; ++j) buf.weights[j] = y.weights[index ? index[j] : first + j];
+    batch.weights = buf.weights.data();
+  }
   if (y.labels) {
-    for (Index j = 0; j < B; ++j) label_buf[j] = y.labels[index ? index[j] : first + j];
-    batch.labels = label_buf.data();
+    for (Index j = 0; j < B; ++j) buf.labels[j] = y.labels[index ? index[j] : first + j];
+    batch.labels = buf.labels.data();
   } else {
     if (index)
-      gather_rows(y.dense, index, B, dense_buf.data());
+      gather_rows(y.dense, index, B, buf.dense.data());
     else
-      copy_rows(y.dense, first, B, dense_buf.data());
-    batch.dense = dense_buf.data();
+      copy_rows(y.dense, first, B, buf.dense.data());
+    batch.dense = buf.dense.data();
   }
   return batch;
 }
@@ -82,7 +98,7 @@ bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, 
   const int team_cap = max_team_size();
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
+    run_team(double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
       MatrixMap<T>(out + first * n_out, n_out, B) = ws.activation(arch.n_layers(), B);
     });
@@ -96,41 +112,55 @@ template <class T>
 bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
               const std::function<bool()>& should_stop, LossStats& total) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
-  std::vector<std::int64_t> label_buf(ws.capacity());
-  Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
+  detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
   total = LossStats{};
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    run_team(double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
+    run_team(double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
     });
     MatrixMap<T> out = ws.activation(L, B);
-    const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
+    const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
     const LossStats s = output_loss<T>(arch.loss(), arch.activation(L - 1), out, batch, nullptr, T(1));
     total.loss_sum += s.loss_sum;
     total.n_correct += s.n_correct;
+    total.weight_sum += s.weight_sum;
     if (first + B < X.rows && should_stop()) return false;
   }
   return true;
 }
 
-// grads ← ∂R/∂θ and loss ← R, with R the mean loss over all of X.
+// Σ_i w_i over the data set (n_samples when unweighted).
+template <class T>
+double total_weight(const TargetSource<T>& y, Index n_samples) {
+  if (!y.weights) return double(n_samples);
+  double sum = 0.0;
+  for (Index i = 0; i < n_samples; ++i) sum += y.weights[i];
+  return sum;
+}
+
+// 1 / Σ w, or 0 when no sample carries weight (the weighted mean of nothing
+// contributes no gradient rather than 0/0).
+inline double inverse_weight(double weight_sum) { return weight_sum > 0.0 ? 1.0 / weight_sum : 0.0; }
+
+// grads ← ∂R/∂θ and loss ← R, with R = Σ w_i L_i / Σ w_i the (weighted) mean
+// loss over all of X.
 template <class T>
 bool full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
                     T* grads, const std::function<bool()>& should_stop, double& loss) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
-  std::vector<std::int64_t> label_buf(ws.capacity());
-  Buffer<T> dense_buf(y.labels ? 0 : ws.capacity() * arch.n_outputs());
-  const T scale = T(1.0 / double(X.rows));
+  detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
+  const double inverse_total = inverse_weight(total_weight(y, X.rows));
+  const T scale = T(inverse_total);
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
   double loss_sum = 0.0;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
-    const auto batch = detail::gather_targets(y, nullptr, first, B, label_buf, dense_buf);
-    run_team(3.0 * double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
+    const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
+    run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
@@ -140,7 +170,7 @@ bool full_gradients(const Architecture& arch, const T* params, const DataSource<
     });
     if (first + B < X.rows && should_stop()) return false;
   }
-  loss = loss_sum / double(X.rows);
+  loss = loss_sum * inverse_total;
   return true;
 }
 
@@ -150,10 +180,25 @@ struct EpochResult {
   EpochStatus status = EpochStatus::completed;
   Index batches_done = 0;   // optimizer steps taken
   Index samples_done = 0;   // samples in those steps
-  double loss_sum = 0.0;    // Σ per-sample loss over those samples (before each step)
+  // Σ over those batches of B × the batch's weighted mean loss (before its
+  // step); with no weights simply Σ of the per-sample losses. Likewise for
+  // n_correct with the weighted fraction of right classifications.
+  double loss_sum = 0.0;
   double n_correct = 0.0;
   std::vector<double> weight_grad_norm_sums;  // per layer Σ_batches ‖∂R/∂W‖_F (if recorded)
+  // With config.decay_per_batch_weight: Σ_batches ‖W‖² · B / Σ_batch w_j, the
+  // weights taken before each step (scikit-learn's reported L2 term is
+  // α/2 times this, over n_samples).
+  double penalty_sum = 0.0;
 };
+
+// ‖W^(1)‖² + … + ‖W^(L)‖² (biases excluded).
+template <class T>
+double squared_weight_norm(const Architecture& arch, const T* params) {
+  double sum = 0.0;
+  for (Index l = 0; l < arch.n_layers(); ++l) sum += double(arch.W(params, l).squaredNorm());
+  return sum;
+}
 
 // One epoch of mini-batch training over the samples in `order` (a permutation
 // chosen by the caller). Stops early without the offending step when a loss,
@@ -169,8 +214,7 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   const Index capacity = std::min(batch_size, n);
   Workspace<T> ws(arch, capacity);
   Buffer<T> grads(static_cast<std::size_t>(arch.n_params()));
-  std::vector<std::int64_t> label_buf(capacity);
-  Buffer<T> dense_buf(y.labels ? 0 : capacity * arch.n_outputs());
+  detail::TargetBuffers<T> target_buf(y, capacity, arch.n_outputs());
   Buffer<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
   const StepBackup<T> backup{backup_first.data(), backup_second.data()};
   const int team_cap = max_team_size();
@@ -182,21 +226,33 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   for (Index first = 0; first < n; first += batch_size) {
     const Index B = std::min(batch_size, n - first);
     const std::int64_t* index = order + first;
-    const auto batch = detail::gather_targets(y, index, 0, B, label_buf, dense_buf);
+    const auto batch = detail::gather_targets(y, index, 0, B, target_buf);
+    double batch_weight = double(B);
+    if (batch.weights) {
+      batch_weight = 0.0;
+      for (Index j = 0; j < B; ++j) batch_weight += batch.weights[j];
+    }
+    const T scale = T(inverse_weight(batch_weight));
+    OptimizerConfig step_config = config;
+    double penalty = 0.0;
+    if (config.decay_per_batch_weight) {
+      step_config.weight_decay = config.weight_decay * inverse_weight(batch_weight);
+      penalty = squared_weight_norm(arch, params) * double(B) * inverse_weight(batch_weight);
+    }
     LossStats stats;
     bool loss_finite = true, update_finite = true;
-    run_team(3.0 * double(B) * arch.n_weights(), team_cap, [&](const Team& team) {
+    run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, T(1.0 / double(B)));
+      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
       backward_pass(arch, params, input, ws, grads.data(), false, team);
       if (record_grad_norms)  // before the step overwrites the gradients
         for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
-      update_finite = optimizer_step(arch, config, state, backup, params, grads.data(), team, probes.data());
+      update_finite = optimizer_step(arch, step_config, state, backup, params, grads.data(), team, probes.data());
     });
     if (!loss_finite) {
       result.status = EpochStatus::nonfinite_loss;
@@ -207,9 +263,16 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
       return result;
     }
     result.batches_done += 1;
+    result.penalty_sum += penalty;
     result.samples_done += B;
-    result.loss_sum += stats.loss_sum;
-    result.n_correct += stats.n_correct;
+    if (batch.weights) {  // the batch's weighted means, counted B times
+      const double share = double(B) * inverse_weight(batch_weight);
+      result.loss_sum += stats.loss_sum * share;
+      result.n_correct += stats.n_correct * share;
+    } else {
+      result.loss_sum += stats.loss_sum;
+      result.n_correct += stats.n_correct;
+    }
     if (first + B < n && should_stop()) {
       result.status = EpochStatus::interrupted;
       return result;

@@ -22,6 +22,23 @@ def _labels(labels):
     return None if labels is None else np.require(labels, np.int64, requirements=["C", "A"])
 
 
+def _weights(weights):
+    return None if weights is None else np.require(weights, np.float64, requirements=["C", "A"])
+
+
+def _config(optimizer):
+    """The core's OptimizerConfig for `optimizer`: its hyper-parameters under the same names."""
+    config = _core.OptimizerConfig()
+    settings = optimizer.get_config()
+    sklearn = settings.pop("convention") == "sklearn"
+    config.kind = getattr(_core.OptimizerKind, optimizer.kind)
+    for name, value in settings.items():
+        setattr(config, name, value)
+    config.decay_per_batch_weight = sklearn
+    config.eps_before_bias_correction = sklearn
+    return config
+
+
 class NativeBackend:
     """Forward, loss and gradients, and whole epochs in C++."""
 
@@ -35,29 +52,27 @@ class NativeBackend:
     def forward(self, params, X):
         return self.model.forward(params, _aligned(X, self.dtype))
 
-    def evaluate(self, params, X, labels=None, targets=None):
+    def evaluate(self, params, X, labels=None, targets=None, weights=None):
         return self.model.evaluate(params, _aligned(X, self.dtype), _labels(labels),
-                                   _aligned(targets, self.dtype))
+                                   _aligned(targets, self.dtype), _weights(weights))
 
-    def gradients(self, params, X, labels=None, targets=None):
+    def gradients(self, params, X, labels=None, targets=None, weights=None):
         return self.model.gradients(params, _aligned(X, self.dtype), _labels(labels),
-                                    _aligned(targets, self.dtype))
+                                    _aligned(targets, self.dtype), _weights(weights))
 
-    def train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
+    def train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
                     record_grad_norms):
-        """One epoch over the rows in `order`; see NumpyBackend.train_epoch."""
-        config = _core.OptimizerConfig()
-        config.kind = _core.OptimizerKind.sgd if optimizer.kind == "sgd" else _core.OptimizerKind.adam
-        config.lr = optimizer.lr
-        config.weight_decay = optimizer.weight_decay
-        if optimizer.kind == "sgd":
-            config.momentum = optimizer.momentum
-            config.nesterov = optimizer.nesterov
-            first, second = state.get("momentum_buffer"), None
-        else:
-            config.beta1, config.beta2, config.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
-            first, second = state["m"], state["v"]
+        """One pass over the rows in `order`; see NumpyBackend.train_epoch."""
+        optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step, as NumPy's
+        first, second = (None if name is None else state[name] for name in optimizer._state_slots)
         return self.model.train_epoch(
-            params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype),
-            np.ascontiguousarray(order, np.int64), int(batch_size), config, first, second,
+            params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype), _weights(weights),
+            np.ascontiguousarray(order, np.int64), int(batch_size), _config(optimizer), first, second,
             optimizer._step, bool(record_grad_norms))
+
+    def optimizer_step(self, params, grads, optimizer, state, batch_weight):
+        """One step with the given flat gradient; False (nothing changed) when not finite."""
+        optimizer._check_room(1)
+        first, second = (None if name is None else state[name] for name in optimizer._state_slots)
+        return self.model.optimizer_step(params, grads, _config(optimizer), first, second, optimizer._step,
+                                         float(batch_weight))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._architecture import LEAKY_RELU_SLOPE
 from ._layout import Layout
-
-LEAKY_RELU_SLOPE = 0.01
 
 
 def _sigmoid(z):
@@ -87,7 +86,7 @@ class NumpyBackend:
         return _one_hot(labels, n_out, self.dtype) if labels is not None else targets
 
     def _output_loss(self, out, Y, labels):
-        """(summed loss, n_correct, A_L, ∂L/∂z_L per sample) from the output layer's values.
+        """(per-sample losses, per-sample right classifications, ∂L/∂z_L per sample) from the output layer.
 
         `out` is Z_L for cross_entropy and binary_cross_entropy, else A_L.
         """
@@ -96,61 +95,80 @@ class NumpyBackend:
             e = np.exp(out - z_max)
             sum_exp = e.sum(axis=1, keepdims=True)
             # Σ_k y_k (lse − z_k) with lse − z_k = (z_max − z_k) + log Σ exp(z − z_max)
-            loss = float(np.sum(Y * ((z_max - out) + np.log(sum_exp)), dtype=np.float64))
+            losses = np.sum(Y * ((z_max - out) + np.log(sum_exp)), axis=1, dtype=np.float64)
             wanted = labels if labels is not None else Y.argmax(axis=1)
-            correct = float(np.count_nonzero(out.argmax(axis=1) == wanted))
+            right = (out.argmax(axis=1) == wanted).astype(np.float64)
             a = e / sum_exp
-            return loss, correct, a, a - Y
+            return losses, right, a - Y
         if self.loss == "binary_cross_entropy":
             terms = np.maximum(out, 0) - out * Y + np.log1p(np.exp(-np.abs(out)))
-            loss = float(np.sum(terms, dtype=np.float64))
             a = _sigmoid(out)
-            correct = float(np.count_nonzero((a > 0.5) == (Y > 0.5)))  # as Network.predict
-            return loss, correct, a, a - Y
+            right = np.count_nonzero((a > 0.5) == (Y > 0.5), axis=1).astype(np.float64)  # as Network.predict
+            return np.sum(terms, axis=1, dtype=np.float64), right, a - Y
         diff = out - Y  # mse
-        loss = float(0.5 * np.sum(diff * diff, dtype=np.float64))
-        return loss, 0.0, out, diff * DERIVATIVES[self.activations[-1]](out)
+        losses = 0.5 * np.sum(diff * diff, axis=1, dtype=np.float64)
+        return losses, np.zeros(out.shape[0]), diff * DERIVATIVES[self.activations[-1]](out)
+
+    @staticmethod
+    def _weighted_sums(losses, right, weights):
+        """(Σ w·L, Σ w·right, Σ w), w = 1 without weights."""
+        if weights is None:
+            return float(losses.sum()), float(right.sum()), float(losses.shape[0])
+        return float(weights @ losses), float(weights @ right), float(weights.sum())
 
     @np.errstate(all="ignore")
-    def evaluate(self, params, X, labels=None, targets=None):
-        """(summed loss, number correct) over all rows of X."""
+    def evaluate(self, params, X, labels=None, targets=None, weights=None):
+        """(Σ w·loss, Σ w·correct, Σ w) over all rows of X, w = 1 without weights."""
         out = self._forward_all(params, X, logits_out=True)[-1]
         Y = self._targets(labels, targets, out.shape[1])
-        loss, correct, _, _ = self._output_loss(out, Y, labels)
-        return loss, correct
+        losses, right, _ = self._output_loss(out, Y, labels)
+        return self._weighted_sums(losses, right, weights)
 
-    def _loss_and_gradients(self, params, X, labels, targets):
-        """(summed loss, n_correct, flat gradient of the batch-mean loss)."""
+    def _loss_and_gradients(self, params, X, labels, targets, weights):
+        """(Σ w·L, Σ w·right, Σ w, flat gradient of the weighted mean loss Σ w·L / Σ w)."""
         acts = self._forward_all(params, X, logits_out=True)
         Y = self._targets(labels, targets, acts[-1].shape[1])
-        loss, correct, _, delta = self._output_loss(acts[-1], Y, labels)
-        delta = delta * self.dtype.type(1.0 / X.shape[0])
+        losses, right, delta = self._output_loss(acts[-1], Y, labels)
+        loss_sum, right_sum, weight_sum = self._weighted_sums(losses, right, weights)
+        delta = delta * self.dtype.type(1.0 / weight_sum if weight_sum > 0 else 0.0)
+        if weights is not None:
+            delta *= weights.astype(self.dtype)[:, None]
         grads = np.empty(self.layout.n_params, self.dtype)
         views, grad_views = self.layout.views(params), self.layout.views(grads)
+        # Code layer l (0-based) is the math's layer l+1; `delta` holds Δ^(l+1) of
+        # the batch (samples as rows) and `acts[l]` is A^(l).
         for l in range(self.layout.n_layers - 1, -1, -1):
             dW, db = grad_views[l]
             dW[...] = delta.T @ acts[l]
             db[...] = delta.sum(axis=0)
             if l > 0:
+                # δ^(l) = (W^(l+1)ᵀ δ^(l+1)) ⊙ σ'(z^(l)), for every sample (row) at once
                 delta = (delta @ views[l][0]) * DERIVATIVES[self.activations[l - 1]](acts[l])
-        return loss, correct, grads
+        return loss_sum, right_sum, weight_sum, grads
 
     @np.errstate(all="ignore")
-    def gradients(self, params, X, labels=None, targets=None):
-        """(mean loss, flat gradient of the mean loss over all rows of X)."""
-        loss, _, grads = self._loss_and_gradients(params, X, labels, targets)
-        return loss / X.shape[0], grads
+    def gradients(self, params, X, labels=None, targets=None, weights=None):
+        """(weighted mean loss, flat gradient of the weighted mean loss over all rows of X)."""
+        loss_sum, _, weight_sum, grads = self._loss_and_gradients(params, X, labels, targets, weights)
+        return (loss_sum / weight_sum if weight_sum > 0 else 0.0), grads
 
     # -- training -----------------------------------------------------------
-    def optimizer_step(self, params, grads, optimizer, state):
+    @np.errstate(all="ignore")
+    def optimizer_step(self, params, grads, optimizer, state, batch_weight):
         """One update of `params` and `state`, applied in place only if it is finite.
 
-        Returns False (changing nothing) when the new parameters or state
-        would hold NaN or inf.
+        `batch_weight` is Σ w_j of the batch (its size when unweighted); the
+        'sklearn' convention divides the weight decay by it. Returns False
+        (changing nothing) when the new parameters or state would hold NaN or inf.
         """
+        optimizer._check_room(1)
         step = optimizer.step_count + 1
         dt = self.dtype.type
-        decay = self.layout.weight_mask(self.dtype) * dt(optimizer.weight_decay)
+        sklearn = optimizer.convention == "sklearn"
+        weight_decay = optimizer.weight_decay
+        if sklearn:
+            weight_decay = weight_decay * (1.0 / batch_weight if batch_weight > 0 else 0.0)
+        decay = self.layout.weight_mask(self.dtype) * dt(weight_decay)
         g = grads + decay * params
         new_state = {}
         if optimizer.kind == "sgd":
@@ -163,7 +181,8 @@ class NumpyBackend:
             bias_correction2 = 1.0 - optimizer.beta2 ** step
             m = new_state["m"] = state["m"] + dt(1.0 - optimizer.beta1) * (g - state["m"])
             v = new_state["v"] = state["v"] * dt(optimizer.beta2) + dt(1.0 - optimizer.beta2) * g * g
-            denom = np.sqrt(v) / dt(np.sqrt(bias_correction2)) + dt(optimizer.eps)
+            eps = optimizer.eps / np.sqrt(bias_correction2) if sklearn else optimizer.eps
+            denom = np.sqrt(v) / dt(np.sqrt(bias_correction2)) + dt(eps)
             new_params = params + dt(-optimizer.lr / bias_correction1) * (m / denom)
         if not all(np.isfinite(a).all() for a in (new_params, *new_state.values())):
             return False
@@ -173,41 +192,52 @@ class NumpyBackend:
         optimizer.step_count = step
         return True
 
-    def train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
+    def train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
                     record_grad_norms):
-        """One epoch of mini-batch training over the rows listed in `order`.
+        """Mini-batch training over the rows listed in `order`, `batch_size` rows a step.
 
         Updates `params`, `state` and ``optimizer.step_count`` in place and
         returns a dict: status ("completed", or "nonfinite_loss" or
-        "nonfinite_update": stopped without that batch's step), batches, samples, loss_sum, n_correct,
-        weight_grad_norm_sums. Overflow is reported by status, not warnings.
+        "nonfinite_update": stopped without that batch's step), batches,
+        samples, loss_sum and n_correct (Σ over batches of B × the batch's
+        weighted mean; plain sums without weights), weight_grad_norm_sums,
+        penalty_sum (Σ ‖W‖²·B/Σ_batch w before each step, with the 'sklearn'
+        convention). Overflow is reported by status, not warnings.
         """
+        optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step
         with np.errstate(all="ignore"):
-            return self._train_epoch(params, X, labels, targets, order, batch_size, optimizer, state,
-                                     record_grad_norms)
+            return self._train_epoch(params, X, labels, targets, weights, order, batch_size, optimizer,
+                                     state, record_grad_norms)
 
-    def _train_epoch(self, params, X, labels, targets, order, batch_size, optimizer, state,
+    def _train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
                      record_grad_norms):
         n = order.shape[0]
         result = {"status": "completed", "batches": 0, "samples": 0, "loss_sum": 0.0,
-                  "n_correct": 0.0,
+                  "n_correct": 0.0, "penalty_sum": 0.0,
                   "weight_grad_norm_sums": [0.0] * self.layout.n_layers if record_grad_norms else []}
         for first in range(0, n, batch_size):
             index = order[first:first + batch_size]
-            loss, correct, grads = self._loss_and_gradients(
+            B = index.shape[0]
+            loss, correct, batch_weight, grads = self._loss_and_gradients(
                 params, X[index], None if labels is None else labels[index],
-                None if targets is None else targets[index])
+                None if targets is None else targets[index], None if weights is None else weights[index])
             if not np.isfinite(loss):
                 result["status"] = "nonfinite_loss"
                 return result
-            if not self.optimizer_step(params, grads, optimizer, state):
+            share = 1.0 if weights is None else B * (1.0 / batch_weight if batch_weight > 0 else 0.0)
+            penalty = 0.0
+            if optimizer.convention == "sklearn":
+                squared = sum(float(np.vdot(W, W)) for W, _ in self.layout.views(params))
+                penalty = squared * B * (1.0 / batch_weight if batch_weight > 0 else 0.0)
+            if not self.optimizer_step(params, grads, optimizer, state, batch_weight):
                 result["status"] = "nonfinite_update"
                 return result
             if record_grad_norms:
                 for l, (dW, _) in enumerate(self.layout.views(grads)):
                     result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW))
             result["batches"] += 1
-            result["samples"] += index.shape[0]
-            result["loss_sum"] += loss
-            result["n_correct"] += correct
+            result["samples"] += B
+            result["loss_sum"] += loss * share
+            result["n_correct"] += correct * share
+            result["penalty_sum"] += penalty
         return result

@@ -109,7 +109,7 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
     if loss == "cross_entropy" and array.ndim == 1:
         if array.dtype.kind == "b":
             raise TypeError(f"{name} must hold integer class labels, got dtype bool")
-        if array.dtype.kind == "f" and not np.all(np.floor(array) == array):
+        if not holds_whole_numbers(array):
             raise ValueError(f"{name} holds class labels with fractional parts; labels must be whole numbers")
         low, high = array.min(), array.max()
         if low < 0 or high >= n_outputs:
@@ -131,6 +131,32 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
         if array.min() < 0 or not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
             raise ValueError(f"{name} rows must be class probabilities: non-negative, each row summing to 1")
     return None, convert_finite(name, array, dtype)
+
+
+def holds_whole_numbers(array):
+    """True when every element of a numeric array is a finite whole number (any dtype)."""
+    if array.dtype.kind in "biu":
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(array)) and np.all(np.floor(array) == array))
+
+
+def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
+    """`sample_weight` as a contiguous float64 array of `n_samples` finite values >= 0, not all 0.
+
+    Always a new array: the core reads it after other threads could change the caller's.
+    """
+    array = _as_real_array(name, sample_weight)
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(f"{name} must be 1-D with one weight per sample ({n_samples}), got shape {array.shape}")
+    weights = np.array(array, dtype=np.float64, order="C")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if weights.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {weights.min():g}")
+    if not weights.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum: at least one sample must carry weight")
+    return weights
 
 
 def check_real(name, value):

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import holds_whole_numbers
+
 __all__ = ["main", "build_parser", "load_data", "Dataset"]
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
@@ -180,7 +182,7 @@ def _check_labels(name, y):
 def _targets_for_training(name, y, loss):
     """(loss, n_outputs, y) for training: class labels for cross_entropy, rows otherwise."""
     y = _check_labels(name, y)
-    whole = y.dtype.kind in "iu" or bool(np.all(np.isfinite(y)) and np.all(y == np.round(y)))
+    whole = holds_whole_numbers(y)
     if loss == "auto":
         loss = "cross_entropy" if (y.ndim == 1 and whole) else "mse"
     if loss == "cross_entropy":
@@ -238,7 +240,6 @@ def _one_line(error):
 # -- commands -------------------------------------------------------------------
 def _cmd_train(args):
     import backprop as bp
-    from .progress import fit_with_progress
 
     # Fail before training, not after it, on what would only show up at the end.
     for option in ("save", "plot", "plot_grad_norms"):
@@ -288,9 +289,9 @@ def _cmd_train(args):
           flush=True)
     validation = (X_test, y_test) if X_test is not None else None
     started = time.perf_counter()
-    history = fit_with_progress(net, X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                                optimizer=optimizer, validation_data=validation,
-                                record_grad_norms=args.plot_grad_norms is not None, progress=args.progress)
+    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                      validation_data=validation, record_grad_norms=args.plot_grad_norms is not None,
+                      callbacks=[bp.callbacks.ProgressBar(kind=args.progress)])
     wall = time.perf_counter() - started
     train_seconds = sum(history.seconds)
     rate = len(X_train) * args.epochs / max(train_seconds, 1e-9)

@@ -9,6 +9,7 @@ from importlib import resources
 import numpy as np
 
 from ._npz import read_npz
+from ._validation import holds_whole_numbers
 
 __all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_csv", "load_npz", "FASHION_MNIST_DIRS"]
 
@@ -130,7 +131,7 @@ def load_fashion_mnist(path=None, dtype=np.float32):
 
 def _labels(column):
     """Whole-valued float labels become int64; anything else is kept."""
-    if column.dtype.kind == "f" and np.all(np.isfinite(column)) and np.all(column == np.round(column)):
+    if column.dtype.kind == "f" and holds_whole_numbers(column):
         return column.astype(np.int64)
     return column
 

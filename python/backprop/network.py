@@ -7,30 +7,28 @@ both backends compute with.
 
 from __future__ import annotations
 
-import time
+import copy
 import warnings
 import weakref
 
 import numpy as np
 
+from . import _serialization
+from ._architecture import (HIDDEN_ACTIVATIONS, INITS, LOSSES, OUTPUT_ACTIVATIONS,  # noqa: F401 (re-exported)
+                            check_hidden_activation, output_and_loss)
 from ._layout import Layout
-from ._validation import (check_bool, check_choice, check_int, check_real, check_targets, check_X,
+from ._training import (TrainingRun, check_class_weight, nonfinite_message, split_point,
+                        validation_schedule)
+from ._validation import (check_bool, check_choice, check_int, check_real, check_sample_weight, check_targets, check_X,
                           convert_finite)
+from .callbacks import CallbackList
 from .history import History
 from .optim import SGD, Optimizer
 
 __all__ = ["Network", "Dense"]
 
-HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
-LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
-INITS = ("he", "xavier", "normal")
 BACKENDS = ("native", "numpy")
 DTYPES = ("float32", "float64")
-
-# The output each loss is defined with, and the loss each output implies.
-_OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "mse": "identity"}
-_LOSS_FOR_OUTPUT = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}
 
 
 def _check_dtype(dtype):
@@ -43,20 +41,14 @@ def _check_dtype(dtype):
     return np.dtype(name)
 
 
-def _check_hidden_activation(name, value):
-    if value == "softmax":
-        raise ValueError(f"{name}: softmax can only be the output activation (output='softmax')")
-    check_choice(name, value, HIDDEN_ACTIVATIONS)
-
-
 def _make_backend(name, sizes, activations, loss, dtype):
     if name == "native":
         try:
             from ._native_backend import NativeBackend
         except ImportError as error:
+            advice = getattr(error, "advice", "Reinstall with `pip install .` to build it.")
             warnings.warn(f"backprop's compiled core could not be imported ({error}); "
-                          "using the NumPy backend instead. Reinstall with `pip install .` to build it.",
-                          RuntimeWarning, stacklevel=3)
+                          f"using the NumPy backend instead. {advice}", RuntimeWarning, stacklevel=3)
         else:
             return NativeBackend(sizes, activations, loss, dtype)
     from ._numpy_backend import NumpyBackend
@@ -156,28 +148,18 @@ class Network:
         n_hidden = len(sizes) - 2
 
         if isinstance(activation, str):
-            _check_hidden_activation("activation", activation)
+            check_hidden_activation("activation", activation)
             hidden = [activation] * n_hidden
         elif isinstance(activation, (list, tuple)):
             hidden = list(activation)
             if len(hidden) != n_hidden:
                 raise ValueError(f"activation needs one entry per hidden layer ({n_hidden}), got {len(hidden)}")
             for i, a in enumerate(hidden):
-                _check_hidden_activation(f"activation[{i}]", a)
+                check_hidden_activation(f"activation[{i}]", a)
         else:
             raise TypeError(f"activation must be a string or a list of strings, got {type(activation).__name__}")
 
-        if loss is None:
-            loss = "cross_entropy" if output is None else _LOSS_FOR_OUTPUT.get(output, "mse")
-        check_choice("loss", loss, LOSSES)
-        if output is None:
-            output = _OUTPUT_FOR_LOSS[loss]
-        check_choice("output", output, OUTPUT_ACTIVATIONS)
-        if (output == "softmax") != (loss == "cross_entropy"):
-            raise ValueError(f"output 'softmax' and loss 'cross_entropy' go together; got output={output!r} "
-                             f"with loss={loss!r}")
-        if loss == "binary_cross_entropy" and output != "sigmoid":
-            raise ValueError(f"loss 'binary_cross_entropy' needs output 'sigmoid', got {output!r}")
+        output, loss = output_and_loss(output, loss)
 
         if init is None:
             init = "he" if all(a in ("relu", "leaky_relu") for a in hidden) else "xavier"
@@ -206,6 +188,33 @@ class Network:
         self._backend = _make_backend(backend, sizes, self.activations, loss, dtype)
         self.optimizer = None
         self.history = None
+        self.stop_training = False
+
+    @property
+    def rng(self):
+        """The ``numpy.random.Generator`` that drew the initial weights and draws each epoch's order.
+
+        ``fit(shuffle=True)`` takes ``rng.permutation(n_samples)`` once per
+        epoch. Assign another Generator to change the orders to come.
+        """
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator):
+        if not isinstance(generator, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(generator).__name__}")
+        self._rng = generator
+
+    def parameters(self):
+        """All weights and biases as one writable 1-D array, the network's own storage.
+
+        Layout: [W^(1) (n_1 × n_0, C order), b^(1), W^(2), b^(2), ...], the
+        layout of the core, of ``gradients(..., flat=True)`` and of the
+        optimizers' state. Writing into it changes the network (every
+        layer's ``W`` and ``b`` is a view of it); keep a ``.copy()`` to save
+        a state.
+        """
+        return self._params
 
     def _initialise(self):
         # Drawn in float64 from the seeded generator, layer by layer, then cast:
@@ -266,6 +275,17 @@ class Network:
         labels, targets = check_targets(y, self.loss, X.shape[0], self.sizes[-1], self.dtype, y_name)
         return X, labels, targets
 
+    def _check_weights(self, labels, targets, sample_weight, class_weight=None, name="sample_weight"):
+        """Per-sample weights (float64) from sample_weight and class_weight, or None for none."""
+        n = labels.shape[0] if labels is not None else targets.shape[0]
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, n, name)
+        if class_weight is not None:
+            per_class = check_class_weight(class_weight, labels, targets, self.loss, self.sizes[-1])
+            weights = per_class if weights is None else weights * per_class
+            if not weights.sum() > 0:
+                raise ValueError("sample_weight and class_weight together give every sample weight 0")
+        return weights
+
     def forward(self, X):
         """Output activations a^(L) for each row of X.
 
@@ -294,18 +314,27 @@ class Network:
             return (out > 0.5).astype(np.int64)
         return out
 
-    def _evaluate_checked(self, X, labels, targets):
-        loss_sum, n_correct = self._backend.evaluate(self._params, X, labels, targets)
-        n = X.shape[0]
-        result = {"loss": loss_sum / n}
-        if self.loss == "cross_entropy":
-            result["accuracy"] = n_correct / n
-        elif self.loss == "binary_cross_entropy":
-            result["accuracy"] = n_correct / (n * self.sizes[-1])
+    def _evaluate_checked(self, X, labels, targets, weights=None):
+        loss_sum, n_correct, weight_sum = self._backend.evaluate(self._params, X, labels, targets, weights)
+        result = {"loss": loss_sum / weight_sum}
+        if self.is_classifier:
+            result["accuracy"] = n_correct / (weight_sum * self._units_per_sample)
         return result
 
-    def evaluate(self, X, y):
+    @property
+    def _units_per_sample(self):
+        """What accuracy counts per sample: one class, or each sigmoid output unit."""
+        return self.sizes[-1] if self.loss == "binary_cross_entropy" else 1
+
+    def evaluate(self, X, y, sample_weight=None):
         """Mean loss over the samples, and accuracy for classifiers.
+
+        Parameters
+        ----------
+        X, y : as for fit
+        sample_weight : array-like (n_samples,), optional
+            Non-negative weights: the loss and accuracy become weighted means
+            Σ w_i·L_i / Σ w_i (scikit-learn's ``score(sample_weight=...)``).
 
         Returns
         -------
@@ -313,46 +342,111 @@ class Network:
         is the label for cross_entropy; fraction of output units on the right
         side of 0.5 for binary_cross_entropy).
         """
-        return self._evaluate_checked(*self._check_Xy(X, y))
+        X, labels, targets = self._check_Xy(X, y)
+        return self._evaluate_checked(X, labels, targets, self._check_weights(labels, targets, sample_weight))
 
-    def gradients(self, X, y):
+    def gradients(self, X, y, flat=False, sample_weight=None):
         """Loss and gradients of the mean loss over all rows of X (one batch).
+
+        With ``sample_weight`` the loss is the weighted mean R = Σ w_i·L_i / Σ w_i.
 
         Returns
         -------
         loss : float
-        grads : list of (dW, db) per layer, shaped like layers[i].W and .b
+        grads : list of (dW, db) per layer, shaped like layers[i].W and .b; or
+            with ``flat=True`` one 1-D array laid out like ``parameters()``.
         """
+        flat = check_bool("flat", flat)
         X, labels, targets = self._check_Xy(X, y)
-        loss, flat = self._backend.gradients(self._params, X, labels, targets)
-        return float(loss), [(dW, db) for dW, db in self._layout.views(flat)]
+        weights = self._check_weights(labels, targets, sample_weight)
+        loss, grads = self._backend.gradients(self._params, X, labels, targets, weights)
+        return float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)]
 
     # -- training -------------------------------------------------------------
-    def _check_fit_arguments(self, X, y, epochs, batch_size, optimizer, validation_data):
-        """fit's data and training arguments, checked and converted; changes nothing.
-
-        Returns (X, labels, targets, epochs, batch_size, optimizer, validation)
-        with `validation` None or (X_val, labels_val, targets_val).
-        """
-        X, labels, targets = self._check_Xy(X, y)
-        epochs = check_int("epochs", epochs)
-        batch_size = X.shape[0] if batch_size is None else min(check_int("batch_size", batch_size), X.shape[0])
+    def _check_optimizer(self, optimizer):
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.01)
         elif not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
                             f"got {type(optimizer).__name__}")
         optimizer._check()
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val)")
-            validation = self._check_Xy(*validation_data, x_name="validation_data[0]",
-                                        y_name="validation_data[1]")
-        return X, labels, targets, epochs, batch_size, optimizer, validation
+        optimizer._check_state(self)  # before anything changes: the core would refuse it mid-fit
+        return optimizer
+
+    def train_on_batch(self, X, y, optimizer=None, sample_weight=None, class_weight=None):
+        """One optimizer step on the mean loss of all rows of X: a building block for custom loops.
+
+        Parameters
+        ----------
+        X, y, sample_weight, class_weight : as for fit, one batch
+        optimizer : SGD or Adam, optional
+            As for fit: default the network's current optimizer (whose state
+            carries over between calls), else SGD(lr=0.01).
+
+        Returns
+        -------
+        dict: "loss" (the batch's mean loss before the step) and, for
+        classifiers, "accuracy".
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or the update is not finite; nothing is changed.
+        """
+        X, labels, targets = self._check_Xy(X, y)
+        weights = self._check_weights(labels, targets, sample_weight, class_weight)
+        optimizer = self._check_optimizer(optimizer)
+        self.optimizer = optimizer
+        n = X.shape[0]
+        result = self._backend.train_epoch(self._params, X, labels, targets, weights, np.arange(n, dtype=np.int64),
+                                           n, optimizer, optimizer._state_for(self), False)
+        if result["status"] != "completed":
+            raise FloatingPointError(nonfinite_message(result["status"], "in train_on_batch"))
+        logs = {"loss": result["loss_sum"] / n}
+        if self.is_classifier:
+            logs["accuracy"] = result["n_correct"] / (n * self._units_per_sample)
+        return logs
+
+    def apply_gradients(self, grads, optimizer=None, batch_weight=None):
+        """One optimizer step with a given gradient, e.g. one summed over processes.
+
+        Parameters
+        ----------
+        grads : array-like, (n_params,)
+            ∂R/∂θ laid out like ``parameters()`` (as ``gradients(..., flat=True)``
+            returns it), before weight decay, which the optimizer adds.
+        optimizer : SGD or Adam, optional
+            As for fit.
+        batch_weight : float > 0, optional
+            Σ of the sample weights (the number of samples) behind `grads`;
+            only the 'sklearn' convention reads it (its weight decay is
+            divided by it), and then it is required.
+
+        Raises
+        ------
+        FloatingPointError
+            When the update would make a parameter or the optimizer's state
+            NaN or infinite; nothing is changed.
+        """
+        grads = np.asarray(grads)
+        if grads.shape != (self.n_params,):
+            raise ValueError(f"grads must have shape ({self.n_params},), like parameters(); got {grads.shape}")
+        grads = np.ascontiguousarray(convert_finite("grads", grads, self.dtype))
+        optimizer = self._check_optimizer(optimizer)
+        if batch_weight is None:
+            if optimizer.convention == "sklearn":
+                raise ValueError("batch_weight is required with an optimizer of convention='sklearn'")
+            batch_weight = 1.0
+        batch_weight = check_real("batch_weight", batch_weight)
+        if not (batch_weight > 0 and np.isfinite(batch_weight)):
+            raise ValueError(f"batch_weight must be > 0, got {batch_weight}")
+        self.optimizer = optimizer
+        if not self._backend.optimizer_step(self._params, grads, optimizer, optimizer._state_for(self), batch_weight):
+            raise FloatingPointError(nonfinite_message("nonfinite_update", "in apply_gradients"))
 
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
-            verbose=0, record_grad_norms=False):
+            verbose=0, record_grad_norms=False, callbacks=None, sample_weight=None, class_weight=None,
+            validation_split=0.0, validation_freq=1):
         """Train by mini-batch backpropagation.
 
         Parameters
@@ -368,19 +462,43 @@ class Network:
         optimizer : SGD or Adam, optional
             Default: the optimizer of the previous fit, else SGD(lr=0.01). Its
             state (momentum, moments) carries over between fits.
-        shuffle : bool
-            Visit samples in a new order each epoch, drawn from the network's
-            seeded generator.
-        validation_data : (X_val, y_val), optional
-            Evaluated after every epoch (val_loss, val_accuracy).
+        shuffle : bool or callable
+            True: visit samples in a new order each epoch,
+            ``self.rng.permutation(n_samples)``. False: in their order. A
+            callable ``shuffle(epoch)`` (epoch from 0) returns the epoch's
+            order itself: a 1-D array of row indices.
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Evaluated after epochs (val_loss, val_accuracy).
         verbose : 0, 1 or 2
             0 silent, 1 and 2 one line per epoch.
         record_grad_norms : bool
             Record each layer's mean ‖∂R/∂W‖ per epoch in History.grad_norms.
+        callbacks : list of backprop.callbacks.Callback, optional
+            Called at the start and end of training and of each epoch, and
+            after chunks of batches for those that ask for batch events (see
+            backprop.callbacks). ``network.stop_training = True`` from a
+            callback ends training after the current epoch.
+        sample_weight : array-like (n_samples,), optional
+            Non-negative weights. Each step minimises the batch's weighted
+            mean loss R = Σ w_i·L_i / Σ w_i (scikit-learn's MLP normalisation);
+            a batch whose weights are all 0 takes a step with zero gradient.
+        class_weight : dict {class: weight}, sequence (n_classes,) or 'balanced', optional
+            For class labels: sample i weighs class_weight[y_i] (multiplied
+            into sample_weight), so the loss is Σ w_{y_i}·L_i / Σ w_{y_i}, as
+            ``torch.nn.CrossEntropyLoss(weight=...)``. 'balanced' is
+            n_samples / (n_classes · count(class)), as scikit-learn's.
+        validation_split : float in [0, 1)
+            Hold out the last fraction of X and y (taken before shuffling, as
+            Keras does) as validation data; not with validation_data.
+        validation_freq : int >= 1 or collection of int
+            Validate every k-th epoch, or after the listed epochs (from 1).
 
         Returns
         -------
-        History
+        History, also ``self.history``. Per epoch: "loss" (the mean over the
+        epoch's samples of each batch's weighted mean loss, measured before
+        its step), "accuracy" for classifiers, "lr", and the validation
+        figures when validation ran.
 
         Raises
         ------
@@ -389,49 +507,104 @@ class Network:
             training stops without that update, so the weights (and the
             optimizer's state) are those of the last finite step.
         """
-        X, labels, targets, epochs, batch_size, optimizer, validation = self._check_fit_arguments(
-            X, y, epochs, batch_size, optimizer, validation_data)
+        X, labels, targets = self._check_Xy(X, y)
+        weights = self._check_weights(labels, targets, sample_weight, class_weight)
         n = X.shape[0]
-        shuffle = check_bool("shuffle", shuffle)
+        epochs = check_int("epochs", epochs)
+        batch_size = n if batch_size is None else check_int("batch_size", batch_size)
+        optimizer = self._check_optimizer(optimizer)
+        if not callable(shuffle):
+            shuffle = check_bool("shuffle", shuffle)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         verbose = check_int("verbose", verbose, minimum=0)
+        callbacks = CallbackList(callbacks, self)
+        validation_split = check_real("validation_split", validation_split)
+        validate_on = validation_schedule(validation_freq)
+        validation = None
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            n_train = split_point(n, validation_split)
+            cut = slice(n_train, None)
+            validation = (X[cut], *(None if a is None else a[cut] for a in (labels, targets, weights)))
+            X, labels, targets, weights = (None if a is None else a[:n_train] for a in (X, labels, targets, weights))
+            n = n_train
+        elif validation_data is not None:
+            validation = self._check_validation_data(validation_data)
+        batch_size = min(batch_size, n)
 
         # Everything is checked: from here on the network changes.
         self.optimizer = optimizer
         state = optimizer._state_for(self)
         history = self.history = History()
-        units_per_sample = self.sizes[-1] if self.loss == "binary_cross_entropy" else 1
-        n_batches = -(-n // batch_size)
-        for epoch in range(1, epochs + 1):
-            order = self._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            started = time.perf_counter()
-            result = self._backend.train_epoch(self._params, X, labels, targets, order, batch_size,
-                                               optimizer, state, record_grad_norms)
-            seconds = time.perf_counter() - started
-            if result["status"] != "completed":
-                what = "loss" if result["status"] == "nonfinite_loss" else "update (gradient or new weights)"
-                raise FloatingPointError(
-                    f"the training {what} became NaN or infinite at epoch {epoch}, batch "
-                    f"{result['batches'] + 1} of {n_batches}; training stopped before that update, so the "
-                    f"weights are those of the last finite step. Try a smaller learning rate.")
-            logs = {"loss": result["loss_sum"] / result["samples"]}
-            if self.is_classifier:
-                logs["accuracy"] = result["n_correct"] / (result["samples"] * units_per_sample)
-            if validation is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate_checked(*validation).items()})
-            norms = None
-            if record_grad_norms:
-                norms = np.asarray(result["weight_grad_norm_sums"]) / result["batches"]
-            history._append(epoch, logs, norms, seconds)
-            if verbose:
-                figures = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s ({n / max(seconds, 1e-9):,.0f} samples/s) - {figures}",
-                      flush=True)
+        self.stop_training = False
+        run = TrainingRun(self._backend, self._params, (X, labels, targets, weights), batch_size, optimizer, state,
+                          record_grad_norms, callbacks)
+        callbacks.on_train_begin(epochs=epochs, steps=run.n_batches, samples=n, batch_size=batch_size,
+                                 validation=validation is not None)
+        with callbacks.closing():
+            self._epochs(run, epochs, shuffle, validation, validate_on, record_grad_norms, verbose, callbacks)
+        callbacks.on_train_end(history)
         return history
 
+    def _epochs(self, run, epochs, shuffle, validation, validate_on, record_grad_norms, verbose, callbacks):
+        """fit's epoch loop, everything checked."""
+        n, optimizer, history = run.n_samples, run.optimizer, self.history
+        for epoch in range(epochs):
+            callbacks.on_epoch_begin(epoch)
+            if callable(shuffle):
+                order = run.check_order(shuffle(epoch))
+            else:
+                order = self._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+            totals = run.epoch(order, epoch)
+            if totals.status != "completed":
+                raise FloatingPointError(nonfinite_message(
+                    totals.status, f"at epoch {epoch + 1}, batch {totals.batches + 1} of {run.n_batches}"))
+            logs = {"loss": totals.loss_sum / totals.samples}
+            if self.is_classifier:
+                logs["accuracy"] = totals.n_correct / (totals.samples * self._units_per_sample)
+            if optimizer.convention == "sklearn" and optimizer.weight_decay:
+                logs["l2_penalty"] = 0.5 * optimizer.weight_decay * totals.penalty_sum / totals.samples
+            logs["lr"] = optimizer.lr
+            if validation is not None and validate_on(epoch + 1):
+                val = self._evaluate_checked(*validation)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            norms = np.asarray(totals.grad_norm_sums) / totals.batches if record_grad_norms else None
+            history._append(epoch + 1, logs, norms, totals.seconds)
+            if verbose:
+                figures = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {totals.seconds:.2f}s "
+                      f"({n / max(totals.seconds, 1e-9):,.0f} samples/s) - {figures}", flush=True)
+            callbacks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+
+    def _check_validation_data(self, validation_data):
+        """(X_val, labels, targets, weights) from (X_val, y_val[, sample_weight_val])."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                             "sample_weight_val)")
+        X_val, labels, targets = self._check_Xy(*validation_data[:2], x_name="validation_data[0]",
+                                                y_name="validation_data[1]")
+        weights = None
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            weights = self._check_weights(labels, targets, validation_data[2], name="validation_data[2]")
+        return X_val, labels, targets, weights
+
     # -- copying ----------------------------------------------------------------
+    def __copy__(self):
+        """copy.copy(net) is copy.deepcopy(net): an independent network.
+
+        A shallow copy would share the parameters and the optimizer, whose
+        state follows one network at a time, so the next fit of either would
+        silently restart the other's momentum or Adam moments.
+        """
+        return copy.deepcopy(self)
+
     def __getstate__(self):
-        # The backend holds a compiled object and the layers hold views of
+        # pickle and copy.deepcopy give an independent network: its own
+        # parameters, and a copy of the optimizer whose state follows it. The
+        # backend holds a compiled object and the layers hold views of
         # _params: both are rebuilt on unpickling, so a copy owns its weights.
         state = self.__dict__.copy()
         state["_backend"] = self.backend
@@ -453,8 +626,29 @@ class Network:
         The file is written beside `path` and renamed over it only when
         complete, so a failed save never leaves a half-written model.
         """
-        from ._serialization import save
-        save(self, path)
+        _serialization.save(self, path)
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """Read a network saved with ``save`` (also ``backprop.load``).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+        backend : 'native' or 'numpy', optional
+            Overrides the backend recorded in the file.
+
+        Raises
+        ------
+        ValueError
+            When the file is truncated, is not an .npz archive, or its header or
+            arrays do not describe a valid network. Arrays are checked against
+            the header before they are decompressed, so hostile files cost at
+            most the memory of the model they declare.
+        """
+        if backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        return _serialization.load(path, cls, backend)
 
     def _config(self):
         """The constructor arguments that rebuild this network's architecture."""
@@ -478,12 +672,12 @@ class Network:
         Raises
         ------
         ModuleNotFoundError
-            Without PyTorch (``pip install "backprop[torch]"``).
+            Without PyTorch (``pip install "backprop-mlp[torch]"``).
         ValueError
             Naming the first unsupported module.
         """
         from .torch_interop import from_torch
-        return from_torch(module, loss=loss, dtype=dtype, backend=backend, seed=seed, network_class=cls)
+        return from_torch(module, cls, loss=loss, dtype=dtype, backend=backend, seed=seed)
 
     def to_torch(self, logits=False):
         """This network as a ``torch.nn.Sequential`` (copies of the weights, same dtype).
@@ -496,6 +690,19 @@ class Network:
         """
         from .torch_interop import to_torch
         return to_torch(self, logits=logits)
+
+    def to_onnx(self, path, logits=False):
+        """Write this network to `path` as an ONNX model (opset 17), atomically like ``save``.
+
+        One Gemm per layer plus its activation node; input ``X`` (batch,
+        n_features), output ``Y``: what ``forward`` returns, in the network's
+        dtype, for any batch size. ``logits=True`` leaves out a trailing
+        Softmax or Sigmoid (output ``logits``). Needs the onnx package
+        (``pip install "backprop-mlp[onnx]"``); run the model with
+        onnxruntime. See backprop.onnx_export.
+        """
+        from .onnx_export import to_onnx
+        to_onnx(self, path, logits=logits)
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names: ``{"0.weight": W, "0.bias": b, ...}``.
@@ -515,3 +722,6 @@ class Network:
         """
         from .torch_interop import load_state_dict
         load_state_dict(self, state_dict)
+
+
+load = Network.load

@@ -12,9 +12,13 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_bool, check_choice, check_int, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
+
+#: The largest step count: both backends keep it in a signed 64-bit counter
+#: and refuse, before any step of a call, steps that would carry it past this.
+MAX_STEP_COUNT = 2**63 - 2
 
 
 def _check_real(name, value, accept, expected):
@@ -37,10 +41,12 @@ def _unit_interval(name, value):
     return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
-def _bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
+def _convention(name, value):
+    return check_choice(name, value, CONVENTIONS)
+
+
+#: what ``convention`` accepts: whose definitions of weight decay (and Adam's eps) a step follows
+CONVENTIONS = ("pytorch", "sklearn")
 
 
 class _Hyper:
@@ -69,16 +75,28 @@ class Optimizer:
     kind = ""
     lr = _Hyper(_positive)
     weight_decay = _Hyper(_non_negative)
+    convention = _Hyper(_convention)
 
-    def __init__(self, lr, weight_decay):
+    def __init__(self, lr, weight_decay, convention="pytorch"):
         self.lr = lr
         self.weight_decay = weight_decay
+        self.convention = convention
         self.reset()
 
     @property
     def _state_names(self):
         """Names of the state arrays this optimizer keeps, laid out like the parameters."""
         return ()
+
+    @property
+    def _state_slots(self):
+        """(first, second): the state names a step reads as the core's first and second buffers, or None."""
+        names = self._state_names
+        return (names + (None, None))[:2]
+
+    def get_config(self):
+        """The hyper-parameters, as the constructor takes them (also what the core's step reads)."""
+        return {**self._hyper(), "convention": self.convention}
 
     def _check(self):
         """Checks that involve several hyper-parameters (each one is checked when set)."""
@@ -99,17 +117,67 @@ class Optimizer:
 
     @step_count.setter
     def step_count(self, value):
+        value = check_int("optimizer.step_count", value, minimum=0)
+        if value > MAX_STEP_COUNT:
+            raise ValueError(f"optimizer.step_count must be at most {MAX_STEP_COUNT} (2**63 - 2), got {value}")
         self._step[0] = value
 
+    def _check_room(self, n_steps):
+        """Refuse, before the first of them, `n_steps` steps that would carry the
+        step count past MAX_STEP_COUNT (both backends call this)."""
+        if self.step_count > MAX_STEP_COUNT - n_steps:
+            raise ValueError(f"optimizer.step_count is {self.step_count}: {n_steps} more step(s) would pass its "
+                             f"maximum {MAX_STEP_COUNT}; reset() the optimizer or assign a smaller step_count")
+
+    def _bound_to(self, network):
+        return self._owner is not None and self._owner() is network
+
+    def _check_state(self, network):
+        """Refuse, changing nothing, state arrays that `network`'s next step cannot use.
+
+        Only the state kept for `network` matters (any other is reset on first
+        use). Arrays of the right length whose dtype, alignment, contiguity or
+        writeability does not suit the backends are fine: _state_for copies them.
+        """
+        if not self._bound_to(network):
+            return
+        if not isinstance(self.state, dict):
+            raise TypeError(f"optimizer.state must be a dict of arrays, got {type(self.state).__name__}")
+        for name in self._state_names:
+            if name in self.state:
+                self._state_array(name, self.state[name], network)
+
+    def _state_array(self, name, value, network):
+        """optimizer.state[name] as a C-contiguous, aligned, writeable array of the network's dtype."""
+        label = f"optimizer.state[{name!r}]"
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{label} could not be read as an array: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{label} must hold real numbers, got dtype {array.dtype}")
+        if array.shape != (network.n_params,):
+            raise ValueError(f"{label} must have shape ({network.n_params},), like the network's parameters; "
+                             f"got {array.shape}")
+        flags = array.flags
+        if array.dtype == network.dtype and flags.c_contiguous and flags.aligned and flags.writeable:
+            return array
+        # The core reads state with aligned loads and writes it in place: a copy it can use.
+        return np.array(array, dtype=network.dtype, order="C")
+
     def _state_for(self, network):
-        """The state arrays for `network`, created (zeroed) on first use."""
-        if self._owner is None or self._owner() is not network:
+        """The state arrays for `network`, created (zeroed) on first use; assigned
+        arrays the backends cannot use as they are (wrong dtype, misaligned,
+        strided, read-only) are replaced by usable copies."""
+        if not self._bound_to(network):
             self.state = {}
             self.step_count = 0
             self._owner = weakref.ref(network)
         for name in self._state_names:  # e.g. momentum switched on after earlier steps
             if name not in self.state:
                 self.state[name] = np.zeros(network.n_params, network.dtype)
+            else:
+                self.state[name] = self._state_array(name, self.state[name], network)
         return self.state
 
     def __getstate__(self):
@@ -121,7 +189,10 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper().items())
+        config = self.get_config()
+        if config["convention"] == "pytorch":
+            del config["convention"]
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -143,16 +214,21 @@ class SGD(Optimizer):
     momentum : float in [0, 1)
     nesterov : bool, needs momentum > 0
     weight_decay : float >= 0, L2 penalty added to weight gradients (not biases)
+    convention : 'pytorch' or 'sklearn'
+        'pytorch' (default) adds λ·w to the gradient of the batch's mean
+        loss, as torch.optim does. 'sklearn' adds λ·w / Σ_batch w_j (λ·w /
+        batch size without sample weights): the gradient of scikit-learn's
+        MLP penalty α/2·‖W‖² / n_batch. Used by ``backprop.sklearn``.
     """
 
     kind = "sgd"
     momentum = _Hyper(_unit_interval)
-    nesterov = _Hyper(_bool)
+    nesterov = _Hyper(check_bool)
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch"):
         self.momentum = momentum
         self.nesterov = nesterov
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, convention)
         self._check()
 
     @property
@@ -185,6 +261,9 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1)
     eps : float > 0
     weight_decay : float >= 0
+    convention : 'pytorch' or 'sklearn'
+        As for SGD; 'sklearn' also adds eps to √v before the bias correction,
+        as scikit-learn's Adam does (PyTorch's form with eps/√(1 − β2^t)).
     """
 
     kind = "adam"
@@ -192,11 +271,11 @@ class Adam(Optimizer):
     beta2 = _Hyper(_unit_interval)
     eps = _Hyper(_positive)
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch"):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, convention)
 
     @property
     def _state_names(self):

@@ -11,14 +11,10 @@ pipe, prints a single line when it closes, so logs stay readable.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
-__all__ = ["progress_bar", "PlainProgressBar", "fit_with_progress", "KINDS"]
-
-# Progress redraws per epoch: each is one call to Network.fit on a slice.
-UPDATES_PER_EPOCH = 25
+__all__ = ["progress_bar", "PlainProgressBar", "KINDS"]
 
 #: what progress_bar's ``kind`` accepts
 KINDS = ("auto", "tqdm", "plain", "off")
@@ -170,100 +166,5 @@ def progress_bar(total, desc="", unit="it", file=None, kind="auto"):
         if tqdm is not None:
             return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True, dynamic_ncols=True)
         if kind == "tqdm":
-            raise ModuleNotFoundError('progress bars with tqdm need it installed: pip install "backprop[progress]"')
+            raise ModuleNotFoundError('progress bars with tqdm need it installed: pip install "backprop-mlp[progress]"')
     return PlainProgressBar(total, desc=desc, unit=unit, file=file, disable=(kind == "off"))
-
-
-def fit_with_progress(network, X, y, epochs=1, batch_size=32, optimizer=None, validation_data=None,
-                      record_grad_norms=False, progress="auto", file=None):
-    """Network.fit with a progress bar per epoch showing loss, accuracy and samples/s.
-
-    Trains exactly as ``network.fit(X, y, epochs, batch_size, optimizer,
-    shuffle=True, validation_data=validation_data)`` would: the same
-    shuffling order from the network's seeded generator and the same
-    mini-batches, hence the same weights. Each epoch is run as a few calls
-    of ``fit(shuffle=False)`` on consecutive slices of the shuffled data that
-    start on batch boundaries (the optimizer's state carries over between
-    calls), and the bar advances after each slice.
-
-    Parameters
-    ----------
-    network : Network
-    X, y, epochs, batch_size, optimizer, validation_data, record_grad_norms
-        As for Network.fit.
-    progress : 'auto', 'tqdm', 'plain' or 'off'
-        The kind of bar (see progress_bar).
-    file : text stream, optional
-        Where the bars go; default ``sys.stderr``.
-
-    Returns
-    -------
-    History, also stored as ``network.history``.
-
-    Raises
-    ------
-    ValueError, TypeError
-        Bad input, checked before any training.
-    FloatingPointError
-        As Network.fit, naming the epoch and batch of the whole epoch.
-    """
-    from .history import History
-
-    # Check everything once, up front: a bad label in a late slice must not
-    # stop training half-way, and converted arrays make the slices' checks cheap.
-    X, labels, targets, epochs, batch_size, optimizer, validation = network._check_fit_arguments(
-        X, y, epochs, batch_size, optimizer, validation_data)
-    y = labels if labels is not None else targets
-    n = X.shape[0]
-    if validation is not None:
-        X_val, val_labels, val_targets = validation
-        validation = (X_val, val_labels if val_labels is not None else val_targets)
-    if progress not in KINDS:
-        raise ValueError(f"progress must be one of {', '.join(map(repr, KINDS))}; got {progress!r}")
-
-    n_batches = -(-n // batch_size)
-    chunk = -(-n_batches // UPDATES_PER_EPOCH) * batch_size  # slices start on batch boundaries
-    history = History()
-    for epoch in range(1, epochs + 1):
-        # The draw fit(shuffle=True) makes, from the same generator.
-        order = network._rng.permutation(n)
-        X_epoch, y_epoch = X[order], y[order]
-        sums = {"loss": 0.0, "accuracy": 0.0}
-        norm_sum = 0.0
-        seconds = 0.0
-        bar = progress_bar(total=n, desc=f"Epoch {epoch}/{epochs}", unit="sample", file=file, kind=progress)
-        try:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                started = time.perf_counter()
-                try:
-                    part = network.fit(X_epoch[start:stop], y_epoch[start:stop], epochs=1, batch_size=batch_size,
-                                       optimizer=optimizer, shuffle=False, record_grad_norms=record_grad_norms)
-                except FloatingPointError as error:
-                    raise FloatingPointError(_whole_epoch_message(str(error), epoch, start // batch_size,
-                                                                  n_batches)) from None
-                seconds += time.perf_counter() - started
-                for key in sums:
-                    if key in part:
-                        sums[key] += part[key][0] * (stop - start)
-                if record_grad_norms:
-                    norm_sum = norm_sum + part.grad_norms[0] * -(-(stop - start) // batch_size)
-                logs = {key: value / stop for key, value in sums.items() if key in part}
-                bar.update(stop - start)
-                bar.set_postfix(logs)  # a dict keeps its order; the bar shows samples/s itself
-            if validation is not None:
-                logs.update({f"val_{k}": v for k, v in network.evaluate(*validation).items()})
-                bar.set_postfix(logs)
-        finally:
-            bar.close()
-        history._append(epoch, logs, norm_sum / n_batches if record_grad_norms else None, seconds)
-    network.history = history
-    return history
-
-
-def _whole_epoch_message(message, epoch, batch_offset, n_batches):
-    """Network.fit's divergence message, renumbered from the slice to the whole epoch."""
-    match = re.search(r"batch (\d+) of \d+", message)
-    batch = f"batch {int(match.group(1)) + batch_offset} of {n_batches}" if match else "a batch"
-    return re.sub(r"at epoch \d+, batch \d+ of \d+", f"at epoch {epoch}, {batch}", message) \
-        if match else f"{message} (epoch {epoch})"

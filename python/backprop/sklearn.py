@@ -20,7 +20,7 @@ start from the same weights and visit the samples in the same order;
 results agree to rounding (float64) rather than only statistically. The
 few differences are listed in the estimators' Notes sections.
 
-Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop[sklearn]"``.
+Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop-mlp[sklearn]"``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ try:
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(f"backprop.sklearn needs scikit-learn >= 1.6 and SciPy ({_error}); install them with "
-                      "pip install \"backprop[sklearn]\"") from _error
+                      "pip install \"backprop-mlp[sklearn]\"") from _error
 
 from .network import Network
 from .optim import SGD, Adam
@@ -276,8 +276,10 @@ class _BaseMLP(BaseEstimator):
 
     def _check_X_predict(self, X):
         check_is_fitted(self)
-        return _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                              dtype=(np.float64, np.float32))
+        # dtype="numeric" as scikit-learn's MLP predicts: arrays of strings are
+        # refused here, though fit converts numeric strings as scikit-learn's does.
+        X = _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype="numeric")
+        return X if X.dtype in (np.float64, np.float32) else X.astype(np.float64)
 
     # -- fitting --------------------------------------------------------------------
     def _initialize(self, y, layer_units, dtype):
@@ -956,6 +958,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_label = True
         return tags
 
+    def to_onnx(self, path):
+        """Write the fitted classifier to `path` as an ONNX model that computes ``predict_proba``.
+
+        Input ``X`` (batch, n_features_in_) and output ``probabilities``
+        (batch, n_classes), in the dtype of ``coefs_`` (float32 or float64),
+        columns in the order of ``classes_`` (listed in the model's metadata
+        as ``backprop.classes``); the label is ``classes_[argmax]``. A binary
+        classifier has one logistic output unit, so the graph ends in
+        ``Concat(1 − p, p)`` to give predict_proba's two columns; multilabel
+        targets get one independent probability per label. Reads only the
+        public fitted attributes. Needs the onnx package
+        (``pip install "backprop-mlp[onnx]"``); see backprop.onnx_export.
+        """
+        from .onnx_export import estimator_to_onnx
+        check_is_fitted(self)
+        estimator_to_onnx(self, path, classifier=True)
+
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     # Built from the shared sections above; a concatenation is no docstring, so assign __doc__.
@@ -1085,3 +1104,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+    def to_onnx(self, path):
+        """Write the fitted regressor to `path` as an ONNX model that computes ``predict``.
+
+        Input ``X`` (batch, n_features_in_) and output ``predictions`` in the
+        dtype of ``coefs_``: (batch,) for one target, as ``predict`` returns
+        it, else (batch, n_outputs_). Reads only the public fitted
+        attributes. Needs the onnx package (``pip install "backprop-mlp[onnx]"``);
+        see backprop.onnx_export.
+        """
+        from .onnx_export import estimator_to_onnx
+        check_is_fitted(self)
+        estimator_to_onnx(self, path, classifier=False)

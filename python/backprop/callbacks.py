@@ -1,0 +1,507 @@
+"""Training controls for Network.fit: early stopping, checkpoints, learning-rate schedules, progress.
+
+A callback is any object derived from :class:`Callback`; ``fit(callbacks=[...])``
+calls its methods in the spirit of Keras::
+
+    on_train_begin(logs)            once, before the first epoch
+    on_epoch_begin(epoch, logs)     epoch counts from 0, as in Keras
+    on_batch_end(batch, logs)       only for callbacks that ask for batch events
+    on_epoch_end(epoch, logs)       logs: the epoch's figures, as History records them
+    on_train_end(logs)              once, also after an early stop
+
+``self.network`` (alias ``self.model``) is the network being trained and
+``self.params`` holds epochs, steps (batches per epoch), samples and
+whether validation runs. Setting ``self.network.stop_training = True``
+ends training after the current epoch.
+
+The core trains whole epochs without returning to Python unless a callback
+asks for batch events: set ``batch_interval = k`` to be called after every k
+batches, or override ``on_batch_end`` alone to be called after chunks of
+batches of about 0.1 s. Batch logs hold the running means of the epoch so
+far ("loss", "accuracy") and "samples", the samples trained on this epoch.
+
+>>> import backprop as bp
+>>> net.fit(X, y, epochs=200, validation_data=(X_val, y_val),                    # doctest: +SKIP
+...         callbacks=[bp.callbacks.EarlyStopping(patience=5),
+...                    bp.callbacks.ModelCheckpoint("best.npz", save_best_only=True)])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from functools import reduce
+
+import numpy as np
+
+from ._validation import check_bool, check_choice, check_int, check_real
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "StepDecay",
+           "ExponentialDecay", "CosineDecay", "ReduceLROnPlateau", "ProgressBar"]
+
+
+class Callback:
+    """Base class: every method does nothing.
+
+    Attributes
+    ----------
+    batch_interval : int or None
+        None: no batch events (unless on_batch_end is overridden, then about
+        every 0.1 s); k: ``on_batch_end`` after every k-th batch.
+    """
+
+    batch_interval = None
+
+    def __init__(self):
+        self.network = None
+        self.params = {}
+
+    @property
+    def model(self):
+        """The network being trained (Keras' name for it)."""
+        return self.network
+
+    def set_network(self, network):
+        self.network = network
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def _close(self):
+        """Release what the callback holds when training ends in an exception (not a Keras hook)."""
+
+    @property
+    def _wants_batches(self):
+        return self.batch_interval is not None or type(self).on_batch_end is not Callback.on_batch_end
+
+
+class CallbackList:
+    """The callbacks of one fit, called in order."""
+
+    def __init__(self, callbacks, network):
+        if callbacks is None:
+            callbacks = []
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of backprop.callbacks.Callback, got "
+                            f"{type(callbacks).__name__}")
+        for i, callback in enumerate(callbacks):
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks[{i}] must be a backprop.callbacks.Callback, got "
+                                f"{type(callback).__name__}")
+            if callback.batch_interval is not None:
+                check_int(f"callbacks[{i}].batch_interval", callback.batch_interval)
+        self.callbacks = list(callbacks)
+        self.network = network
+        self._batching = [c for c in self.callbacks if c._wants_batches]
+        self._last_logs = None
+
+    @property
+    def batch_interval(self):
+        """None: no batch events; 0: chunks of about 0.1 s; k: chunks of k batches."""
+        if not self._batching:
+            return None
+        intervals = [c.batch_interval for c in self._batching if c.batch_interval is not None]
+        return reduce(math.gcd, intervals) if intervals else 0
+
+    def on_train_begin(self, **params):
+        for callback in self.callbacks:
+            callback.set_network(self.network)
+            callback.params = dict(params)
+            callback.on_train_begin(None)
+
+    def on_epoch_begin(self, epoch):
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, None)
+
+    def on_batch_end(self, epoch, batch, totals):
+        logs = {"loss": totals.loss_sum / totals.samples, "samples": totals.samples}
+        if self.network.is_classifier:
+            logs["accuracy"] = totals.n_correct / (totals.samples * self.network._units_per_sample)
+        for callback in self._batching:
+            k = callback.batch_interval
+            if k is None or (batch + 1) % k == 0:
+                callback.on_batch_end(batch, dict(logs))
+
+    def on_epoch_end(self, epoch, logs):
+        self._last_logs = logs
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, history):
+        for callback in self.callbacks:
+            callback.on_train_end(self._last_logs)
+
+    @contextlib.contextmanager
+    def closing(self):
+        """Lets callbacks release what they hold (a progress bar) when training ends in an exception."""
+        try:
+            yield
+        except BaseException:
+            for callback in self.callbacks:
+                callback._close()
+            raise
+
+
+# -- monitoring a figure -------------------------------------------------------------------------
+class _Monitor:
+    """Tracks the best value of one figure of the epoch logs."""
+
+    def __init__(self, owner, monitor, mode, min_delta):
+        self.owner = owner
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a figure such as 'val_loss', got {type(monitor).__name__}")
+        self.monitor = monitor
+        mode = check_choice("mode", mode, ("auto", "min", "max"))
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.mode = mode
+        self.min_delta = abs(check_real("min_delta", min_delta))
+
+    def value(self, callback, logs):
+        """The monitored figure in `logs`, None on an epoch that skipped validation; ValueError if never there."""
+        if self.monitor in logs:
+            return float(logs[self.monitor])
+        if self.monitor.startswith("val_") and callback.params.get("validation"):
+            return None  # validation_freq skipped this epoch
+        raise ValueError(f"{type(self.owner).__name__} monitors {self.monitor!r}, which fit does not report "
+                         f"(it reports {', '.join(map(repr, logs))}); give validation_data or validation_split "
+                         "for val_ figures, or monitor another")
+
+    def improves(self, value, best):
+        if best is None:
+            return True
+        if self.mode == "min":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop training when a figure has stopped improving; by default keep the best weights.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs: 'val_loss' (default), 'val_accuracy', 'loss', ...
+    min_delta : float >= 0
+        A change smaller than this is no improvement.
+    patience : int >= 0
+        Epochs without improvement before stopping.
+    mode : 'auto', 'min' or 'max'
+        Whether smaller or larger is better; 'auto' is 'max' for accuracies.
+    baseline : float, optional
+        Training stops unless the figure improves on this within `patience` epochs.
+    restore_best_weights : bool
+        At the end of training, put back the parameters of the best epoch.
+    start_from_epoch : int >= 0
+        Epochs of warm-up that never count.
+
+    Attributes
+    ----------
+    best, best_epoch (from 0), stopped_epoch (from 0; None when training ran to the end).
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
+                 restore_best_weights=True, start_from_epoch=0, verbose=0):
+        super().__init__()
+        self._monitor = _Monitor(self, monitor, mode, min_delta)
+        self.monitor = monitor
+        self.patience = check_int("patience", patience, minimum=0)
+        self.baseline = None if baseline is None else check_real("baseline", baseline)
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
+        self.start_from_epoch = check_int("start_from_epoch", start_from_epoch, minimum=0)
+        self.verbose = check_int("verbose", verbose, minimum=0)
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = self.baseline
+        self.best_epoch = None
+        self.best_weights = None
+        self.stopped_epoch = None
+        self._last_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        value = self._monitor.value(self, logs)
+        if value is None or epoch < self.start_from_epoch:
+            return
+        if self._monitor.improves(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.network.parameters().copy()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.network.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping ({self.monitor} best {self.best:.6g} at epoch "
+                      f"{(self.best_epoch or 0) + 1})", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None and self.best_epoch != self._last_epoch:
+            self.network.parameters()[...] = self.best_weights
+            if self.verbose:
+                print(f"Restored the weights of epoch {self.best_epoch + 1}", flush=True)
+
+
+class ModelCheckpoint(Callback):
+    """Save the network after epochs with ``Network.save`` (atomic: a crash never leaves half a file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file. May hold ``{epoch}`` (from 1) and log keys, e.g.
+        ``"model-{epoch:03d}-{val_loss:.3f}.npz"``, formatted each epoch.
+    monitor : str
+        The figure deciding what "best" is (save_best_only).
+    save_best_only : bool
+        Save only when `monitor` improves; otherwise after every epoch.
+    mode : 'auto', 'min' or 'max'
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+        super().__init__()
+        import os
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = os.fspath(path)
+        self.monitor = monitor
+        self._monitor = _Monitor(self, monitor, mode, 0.0)
+        self.save_best_only = check_bool("save_best_only", save_best_only)
+        self.verbose = check_int("verbose", verbose, minimum=0)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            value = self._monitor.value(self, logs)
+            if value is None or not self._monitor.improves(value, self.best):
+                return
+            self.best = value
+        path = self.path.format(epoch=epoch + 1, **logs)
+        self.network.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved {path}", flush=True)
+
+
+# -- learning rates --------------------------------------------------------------------------------
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate from a schedule, before each epoch or each step.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(index, lr) -> new lr``: index is the epoch (from 0, as in
+        Keras) with ``per='epoch'``, or the optimizer's step count (steps
+        taken so far, across fits) with ``per='step'``; lr the current rate.
+    per : 'epoch' or 'step'
+        Per step calls back into Python after every batch (slower on tiny
+        networks; per epoch costs nothing).
+    """
+
+    def __init__(self, schedule, per="epoch", verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable as schedule(index, lr), got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.per = check_choice("per", per, ("epoch", "step"))
+        self.verbose = check_int("verbose", verbose, minimum=0)
+        self.batch_interval = 1 if self.per == "step" else None
+
+    @property
+    def _wants_batches(self):
+        return self.per == "step"
+
+    def _set(self, index):
+        optimizer = self.network.optimizer
+        lr = self.schedule(index, optimizer.lr)
+        try:
+            optimizer.lr = lr
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the learning-rate schedule returned {lr!r} at {self.per} {index}: {error}") from None
+        if self.verbose:
+            print(f"{self.per} {index}: learning rate {optimizer.lr:.6g}", flush=True)
+
+    def on_train_begin(self, logs=None):
+        if self.per == "step":
+            self._set(self.network.optimizer.step_count)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.per == "epoch":
+            self._set(epoch)
+
+    def on_batch_end(self, batch, logs=None):
+        self._set(self.network.optimizer.step_count)
+
+
+class _DecaySchedule(LearningRateScheduler):
+    """A schedule of the initial rate: the optimizer's rate when training first starts, or `initial_lr`."""
+
+    def __init__(self, per, initial_lr, verbose):
+        super().__init__(self._rate, per=per, verbose=verbose)
+        self.initial_lr = None if initial_lr is None else check_real("initial_lr", initial_lr)
+
+    def on_train_begin(self, logs=None):
+        if self.initial_lr is None:
+            self.initial_lr = self.network.optimizer.lr
+        super().on_train_begin(logs)
+
+    def _rate(self, index, lr):
+        raise NotImplementedError
+
+
+class StepDecay(_DecaySchedule):
+    """lr = initial · gamma^⌊index / step_size⌋ (PyTorch's StepLR)."""
+
+    def __init__(self, step_size, gamma=0.1, per="epoch", initial_lr=None, verbose=0):
+        super().__init__(per, initial_lr, verbose)
+        self.step_size = check_int("step_size", step_size)
+        self.gamma = check_real("gamma", gamma)
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+
+    def _rate(self, index, lr):
+        return self.initial_lr * self.gamma ** (index // self.step_size)
+
+
+class ExponentialDecay(_DecaySchedule):
+    """lr = initial · gamma^index (PyTorch's ExponentialLR)."""
+
+    def __init__(self, gamma, per="epoch", initial_lr=None, verbose=0):
+        super().__init__(per, initial_lr, verbose)
+        self.gamma = check_real("gamma", gamma)
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+
+    def _rate(self, index, lr):
+        return self.initial_lr * self.gamma ** index
+
+
+class CosineDecay(_DecaySchedule):
+    """Linear warm-up to the initial rate over `warmup` epochs or steps, then a cosine down to `min_lr`.
+
+    lr = initial · (index + 1) / warmup during warm-up, then
+    min_lr + (initial − min_lr) · ½(1 + cos(π · t)), t = (index − warmup) / (total − warmup),
+    held at min_lr after `total`.
+    """
+
+    def __init__(self, total, warmup=0, min_lr=0.0, per="epoch", initial_lr=None, verbose=0):
+        super().__init__(per, initial_lr, verbose)
+        self.total = check_int("total", total)
+        self.warmup = check_int("warmup", warmup, minimum=0)
+        if self.warmup >= self.total:
+            raise ValueError(f"warmup ({warmup}) must be smaller than total ({total})")
+        self.min_lr = check_real("min_lr", min_lr)
+        if not self.min_lr >= 0:
+            raise ValueError(f"min_lr must be >= 0, got {min_lr}")
+
+    def _rate(self, index, lr):
+        if index < self.warmup:
+            return self.initial_lr * (index + 1) / self.warmup
+        t = min((index - self.warmup) / (self.total - self.warmup), 1.0)
+        rate = self.min_lr + (self.initial_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return max(rate, np.finfo(np.float64).tiny)  # optimizers need lr > 0
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when a figure has not improved for `patience` epochs.
+
+    Parameters
+    ----------
+    monitor, mode, min_delta : as for EarlyStopping (min_delta default 1e-4)
+    factor : float in (0, 1)
+    patience : int >= 0
+    cooldown : int >= 0
+        Epochs to wait after a reduction before counting again.
+    min_lr : float >= 0
+        The rate never goes below this.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4, cooldown=0,
+                 min_lr=0.0, verbose=0):
+        super().__init__()
+        self._monitor = _Monitor(self, monitor, mode, min_delta)
+        self.monitor = monitor
+        self.factor = check_real("factor", factor)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.patience = check_int("patience", patience, minimum=0)
+        self.cooldown = check_int("cooldown", cooldown, minimum=0)
+        self.min_lr = check_real("min_lr", min_lr)
+        self.verbose = check_int("verbose", verbose, minimum=0)
+        self.best, self.wait, self.cooldown_left = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._monitor.value(self, logs)
+        if value is None:
+            return
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._monitor.improves(value, self.best):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_left > 0:
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            optimizer = self.network.optimizer
+            new = max(optimizer.lr * self.factor, self.min_lr)
+            if new < optimizer.lr and new > 0:
+                optimizer.lr = new
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: learning rate reduced to {new:.6g}", flush=True)
+            self.cooldown_left, self.wait = self.cooldown, 0
+
+
+# -- progress ----------------------------------------------------------------------------------------
+class ProgressBar(Callback):
+    """One progress bar per epoch (samples, samples/s, loss and accuracy so far), then the epoch's figures.
+
+    Parameters
+    ----------
+    kind : 'auto', 'tqdm', 'plain' or 'off'
+        See backprop.progress.progress_bar.
+    file : text stream, optional
+        Default ``sys.stderr``.
+    """
+
+    def __init__(self, kind="auto", file=None):
+        super().__init__()
+        from .progress import KINDS
+        self.kind = check_choice("kind", kind, KINDS)
+        self.file = file
+        self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from .progress import progress_bar
+        self._bar = progress_bar(total=self.params["samples"], desc=f"Epoch {epoch + 1}/{self.params['epochs']}",
+                                 unit="sample", file=self.file, kind=self.kind)
+        self._shown = 0
+
+    def on_batch_end(self, batch, logs=None):
+        self._bar.update(logs["samples"] - self._shown)
+        self._shown = logs["samples"]
+        self._bar.set_postfix({k: v for k, v in logs.items() if k != "samples"})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._bar.update(self.params["samples"] - self._shown)
+        self._bar.set_postfix({k: v for k, v in logs.items() if k != "lr"})
+        self._bar.close()
+        self._bar = None
+
+    def _close(self):
+        if self._bar is not None:  # training stopped inside an epoch
+            self._bar.close()
+            self._bar = None
