@@ -48,6 +48,15 @@ void prefetch_row(const DataSource<T>& src, Index i) {
 #endif
 }
 
+// Prefetches rows index[0..count) of src, the next batch's, while this
+// batch is computed, when they fit a fraction of a core's cache (a small
+// network's step is too short to hide the wait for them).
+template <class T>
+void prefetch_next_rows(const DataSource<T>& src, const std::int64_t* index, Index count) {
+  if (double(count) * double(src.cols) * sizeof(T) > 65536.0) return;
+  for (Index j = 0; j < count; ++j) prefetch_row(src, index[j]);
+}
+
 // dst (cols × count, col-major): column j ← row index[j] of src. Rows a few
 // ahead are prefetched while one is copied.
 template <class T>

@@ -69,33 +69,57 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
       break;
     }
     case Loss::cross_entropy: {
-      for (Index j = 0; j < B; ++j) {
-        auto z = out.col(j);
-        const T* t = y.labels ? nullptr : y.dense + j * n_out;
-        Index predicted, wanted;
-        const T z_max = z.maxCoeff(&predicted);
-        if (y.labels)
-          wanted = y.labels[j];
-        else
-          ConstVectorMap<T>(t, n_out).maxCoeff(&wanted);
-        const T log_sum = std::log((z.array() - z_max).exp().sum());  // lse(z) = z_max + log_sum
-        double sample_loss = 0.0;
-        if (y.labels) {
-          sample_loss = double((z_max - z(wanted)) + log_sum);
-        } else {  // Σ_k y_k (lse − z_k) term by term, never a difference of two large sums
-          for (Index k = 0; k < n_out; ++k) sample_loss += double(t[k] * ((z_max - z(k)) + log_sum));
-        }
-        stats.loss_sum += weight(j) * sample_loss;
-        stats.n_correct += predicted == wanted ? weight(j) : 0.0;
-        z.array() = (z.array() - z_max).exp();
-        z /= z.sum();  // softmax
-        if (delta) {
-          auto d = delta->col(j);
+      // Columns in chunks: shift each by its maximum (so exp never overflows)
+      // and score it, then one vectorised exp over the whole chunk (a column
+      // of a few outputs is too short for SIMD), then normalise each column.
+      constexpr Index kChunk = 64;
+      Index wanted[kChunk];
+      double shifted_loss[kChunk], target_sum[kChunk];  // Σ_k y_k (z_max − z_k), Σ_k y_k
+      T sums[kChunk], log_sums[kChunk];
+      for (Index j0 = 0; j0 < B; j0 += kChunk) {
+        const Index cols = std::min(kChunk, B - j0);
+        for (Index c = 0; c < cols; ++c) {
+          const Index j = j0 + c;
+          auto z = out.col(j);
+          Index predicted;
+          const T z_max = z.maxCoeff(&predicted);
+          z.array() -= z_max;  // z_k − z_max ≤ 0
           if (y.labels) {
-            d = z * scale;
-            d(wanted) -= scale;
-          } else {
-            d = (z - ConstVectorMap<T>(t, n_out)) * scale;
+            wanted[c] = y.labels[j];
+            shifted_loss[c] = double(-z(wanted[c]));
+            target_sum[c] = 1.0;
+          } else {  // Σ_k y_k (lse − z_k) as Σ_k y_k (z_max − z_k) + Σ_k y_k · log_sum: no cancellation
+            const T* t = y.dense + j * n_out;
+            ConstVectorMap<T>(t, n_out).maxCoeff(&wanted[c]);
+            shifted_loss[c] = target_sum[c] = 0.0;
+            for (Index k = 0; k < n_out; ++k) {
+              shifted_loss[c] += double(t[k] * -z(k));
+              target_sum[c] += double(t[k]);
+            }
+          }
+          stats.n_correct += predicted == wanted[c] ? weight(j) : 0.0;
+        }
+        auto block = out.middleCols(j0, cols);
+        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(block.data(), n_out * cols) =
+            Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(block.data(), n_out * cols).exp();
+        using Sums = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+        for (Index c = 0; c < cols; ++c) sums[c] = out.col(j0 + c).sum();
+        Sums(log_sums, cols) = Sums(sums, cols).log();  // lse(z) = z_max + log_sum
+        for (Index c = 0; c < cols; ++c) {
+          const Index j = j0 + c;
+          auto z = out.col(j);
+          const T log_sum = log_sums[c];
+          stats.loss_sum += weight(j) * (y.labels ? double(T(shifted_loss[c]) + log_sum)
+                                                  : shifted_loss[c] + target_sum[c] * double(log_sum));
+          z /= sums[c];  // softmax
+          if (delta) {
+            auto d = delta->col(j);
+            if (y.labels) {
+              d = z * scale;
+              d(wanted[c]) -= scale;
+            } else {
+              d = (z - ConstVectorMap<T>(y.dense + j * n_out, n_out)) * scale;
+            }
           }
         }
       }

@@ -226,6 +226,7 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   for (Index first = 0; first < n; first += batch_size) {
     const Index B = std::min(batch_size, n - first);
     const std::int64_t* index = order + first;
+    prefetch_next_rows(X, index + B, std::min(batch_size, n - first - B));
     const auto batch = detail::gather_targets(y, index, 0, B, target_buf);
     double batch_weight = double(B);
     if (batch.weights) {
