@@ -176,7 +176,13 @@ def tables(results):
             continue
         figures = workloads[key]
         lines += [f"{key:<6}{figures['description']}", column_titles]
-        lines += _peer_rows(figures["seconds"], figures["workload"]["n_samples"]) + _notes(figures) + [""]
+        lines += _peer_rows(figures["seconds"], figures["workload"]["n_samples"]) + _notes(figures)
+        if "arithmetic_limit" in figures:
+            limit = figures["arithmetic_limit"]
+            native = (f", native {limit['native_over_limit']:.2f} × it" if "native_over_limit" in limit else "")
+            lines.append(f"  arithmetic limit: {limit['macs'] / 1e6:,.0f} M multiply-adds at the single-core GEMM "
+                         f"rate ({limit['gmacs_per_second']:.1f} G/s) = {limit['seconds'] * 1e3:.2f} ms{native}")
+        lines.append("")
     if "W4" in workloads:
         lines.append("W4    efficiency = BLAS floor / native epoch time")
         for key in ("W1", "W2"):
@@ -189,6 +195,14 @@ def tables(results):
         figures = workloads["W5"]
         lines += [f"W5    {figures['description']}", column_titles.replace("samples/s", "rows/s")]
         lines += _peer_rows(figures["seconds"], figures["rows"]) + _notes(figures) + [""]
+    if "W5.1" in workloads:
+        figures = workloads["W5.1"]
+        micros = figures["microseconds"]
+        native = micros.get("native")
+        lines += [f"W5.1  {figures['description']}", f"  {'peer':<18}{'µs/call':>10}{'× native':>9}"]
+        lines += [f"  {LABELS[name]:<18}{micros[name]:10.1f}" + (f"{micros[name] / native:9.2f}" if native else "")
+                  for name in PEER_NAMES if name in micros]
+        lines.append("")
     if "W6" in workloads:
         lines.append("W6    native/peer time ratio, float32 → float64")
         for name, c in workloads["W6"].items():

@@ -12,6 +12,7 @@ all peers get the same freshly shuffled order for each epoch.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
@@ -23,7 +24,7 @@ import backprop as bp
 
 from . import contention, rss
 from . import data as bench_data
-from .peers import LABELS, make_predictor, make_trainer
+from .peers import LABELS, make_network, make_predictor, make_trainer
 from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
 
 
@@ -191,6 +192,84 @@ def time_prediction(workload, X, peers, repeats, settle):
     }
 
 
+def single_core_gemm_rate(dtype, n=1024, repeats=5):
+    """Multiply-adds per second of NumPy's BLAS on one thread for an n × n product: the arithmetic rate
+    the limits of small workloads are measured against."""
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
+    out = np.empty_like(a)
+    try:
+        from threadpoolctl import threadpool_limits
+        one_thread = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:  # then the rate is BLAS's on its default threads, and the limit lower
+        one_thread = contextlib.nullcontext()
+    times = []
+    with one_thread:
+        np.matmul(a, a, out=out)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            np.matmul(a, a, out=out)
+            times.append(time.perf_counter() - started)
+    return n ** 3 / min(times)
+
+
+def epoch_macs(workload):
+    """Multiply-adds of one epoch's products: forward and weight gradients of every layer, input
+    gradients of layers 2..L (the batch's own gradient is not needed)."""
+    per_sample = sum(a * b for a, b in zip(workload.sizes[:-1], workload.sizes[1:]))
+    first = workload.sizes[0] * workload.sizes[1]
+    return workload.n_samples * (3 * per_sample - first)
+
+
+def arithmetic_limit(figures, rate):
+    """The workload's products at `rate` multiply-adds per second, against native's time."""
+    workload = Workload.from_dict(figures["workload"])
+    macs = epoch_macs(workload)
+    limit = {"macs": macs, "gmacs_per_second": rate / 1e9, "seconds": macs / rate}
+    if "native" in figures["seconds"]:
+        limit["native_over_limit"] = figures["seconds"]["native"] / limit["seconds"]
+    return limit
+
+
+def time_single_sample(X, init, peers, repeats, calls=2000):
+    """W5.1: µs per call of a forward pass over one sample (the W1 network), per peer.
+
+    Each peer answers `calls` calls in a row, `repeats` times (at least 5),
+    peers interleaved; the figure is the median over repetitions of the mean
+    call time. What a service embedding the network pays per request:
+    the Python call and its checks included.
+    """
+    row = np.ascontiguousarray(X[:1])
+    calls_of = {}
+    for name in peers:
+        if name in ("native", "numpy"):
+            workload = Workload("W5.1", W1_SIZES, "relu", 1, 1)
+            net = make_network(name, workload, init)
+            calls_of[name] = lambda net=net: net.forward(row)
+        elif name == "torch":
+            import torch
+            from .peers import make_torch_model
+            model, tensor = make_torch_model(Workload("W5.1", W1_SIZES, "relu", 1, 1), init), torch.from_numpy(row)
+
+            def torch_forward(model=model, tensor=tensor):
+                with torch.inference_mode():
+                    return torch.softmax(model(tensor), dim=1)
+            calls_of[name] = torch_forward
+    means = {name: [] for name in calls_of}
+    for repetition in [None] + list(range(max(repeats, 5))):
+        for name in _rotated(list(calls_of), repetition or 0):
+            call = calls_of[name]
+            for _ in range(calls // 10):
+                call()
+            started = time.perf_counter()
+            for _ in range(calls):
+                call()
+            if repetition is not None:
+                means[name].append((time.perf_counter() - started) / calls * 1e6)
+    micros = {name: _median(m) for name, m in means.items()}
+    return {"description": "forward pass of one sample (1 × 784) through the W1 network, per call, in µs",
+            "microseconds": micros, "runs": means, "calls_per_run": calls}
+
+
 def time_threads(workload, X, y, threads, repeats, settle):
     """W7: native epoch time of `workload` with 1 thread and with `threads`, interleaved."""
     trainer = make_trainer("native", workload, _initial_params(workload))
@@ -284,8 +363,18 @@ def evaluate_goals(results):
     workloads = results["workloads"]
     for goal in goals():
         figure, note = None, ""
-        if goal.kind in ("ratio", "floor") and goal.key not in workloads:
+        if goal.kind in ("ratio", "floor", "limit", "dtype", "latency") and goal.key not in workloads:
             note = "not run"
+        elif goal.kind == "limit":
+            figure = workloads[goal.key].get("arithmetic_limit", {}).get("native_over_limit")
+            note = "" if figure is not None else "needs native"
+        elif goal.kind == "dtype":
+            single, double = workloads.get(goal.key[3:], {}).get("seconds", {}), workloads[goal.key]["seconds"]
+            figure = double["native"] / single["native"] if "native" in single and "native" in double else None
+            note = "" if figure is not None else f"needs native {goal.key[3:]} and {goal.key}"
+        elif goal.kind == "latency":
+            figure = workloads[goal.key]["microseconds"].get("native")
+            note = "" if figure is not None else "needs native"
         elif goal.kind == "contention":
             figure, note = _contention_figure(workloads.get("W9"), goal)
         elif goal.kind == "ratio":
@@ -375,11 +464,21 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
 
     results["workloads"].update(_derived(results["workloads"]))
 
+    if "W3" in results["workloads"] or "W6.W3" in results["workloads"]:
+        _log("single-core GEMM rates (the arithmetic limit of W3)")
+        rates = {dtype: single_core_gemm_rate(dtype) for dtype in ("float32", "float64")}
+        for key in ("W3", "W6.W3"):
+            if key in results["workloads"]:
+                figures = results["workloads"][key]
+                figures["arithmetic_limit"] = arithmetic_limit(figures, rates[figures["workload"]["dtype"]])
     if "W5" in selected:
         w5 = Workload("W5", W1_SIZES, "relu", 32, mode.predict_rows)
         _log(f"W5: predict {mode.predict_rows:,} rows")
         results["workloads"]["W5"] = time_prediction(w5, dataset.X_test, peers + ["floor"], repeats,
                                                      mode.settle_seconds)
+        _log("W5.1: forward of one sample")
+        results["workloads"]["W5.1"] = time_single_sample(dataset.X_test, _initial_params(w5), peers, repeats,
+                                                          calls=2000 if mode.name == "full" else 200)
     if "W7" in selected and "native" in peers:
         _log(f"W7: W2 native, 1 vs {threads} threads")
         X, y = arrays_for(workloads["W2"])

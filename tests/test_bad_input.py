@@ -122,6 +122,21 @@ def test_nonfinite_X(backend, entry, bad):
     check_rejected(backend, entry, X, VALID_Y, ValueError, r"\bX\b.*(NaN|inf)")
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_finiteness_of_a_large_X(bad):
+    # Large arrays are checked by one sum (finite sum: every value finite), then
+    # by min/max when the sum is not finite: huge finite values whose sum
+    # overflows are accepted, a single NaN or ±inf anywhere is refused.
+    net = bp.Network([200, 3], dtype="float64", seed=0)
+    X = np.full((400, 200), 1e306)  # 80,000 values, their sum overflows float64
+    if bad is None:
+        assert net.forward(X).shape == (400, 3)
+    else:
+        X[399, 199] = bad
+        with pytest.raises(ValueError, match=r"\bX\b.*(NaN|inf)"):
+            net.forward(X)
+
+
 @pytest.mark.parametrize("entry", X_ENTRIES)
 def test_X_beyond_the_range_of_float32(backend, entry):
     # Finite in float64 but infinite once converted to the network's float32.

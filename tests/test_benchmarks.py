@@ -62,6 +62,9 @@ def test_json_holds_every_workload(smoke_run):
         assert all(figures["shared_initial_weights"].values())
     assert "floor" in workloads["W1"]["seconds"]
     assert set(workloads["W5"]["seconds"]) >= {"numpy", "floor"}
+    assert "numpy" in workloads["W5.1"]["microseconds"]
+    for key in ("W3", "W6.W3"):
+        assert set(workloads[key]["arithmetic_limit"]) >= {"macs", "gmacs_per_second", "seconds"}
     if native:
         assert set(workloads["W4"]) >= {"W1", "W2"}
         assert set(workloads["W4"]["W1"]) >= {"floor_seconds", "native_seconds", "efficiency",

@@ -23,7 +23,7 @@ void dense_forward(const ConstWeightMap<T>& W, const ConstVectorMap<T>& b, Activ
   if (n == 0) return;
   auto rows = out.middleRows(r0, n);
   const Index n_in = W.cols(), B = A_prev.cols();
-  if (small_product(W.rows(), n_in, B)) {
+  if (small_forward(W.rows(), n_in, B)) {
     T* wt = transposed + r0 * n_in;
     transpose_to_column_major(W.data() + r0 * n_in, n_in, n, n_in, wt);
     small_gemm(n, B, n_in, wt, n, A_prev.data(), 1, n_in, out.data() + r0, out.rows(), false);

@@ -25,9 +25,13 @@ class Workspace {
       activations_.emplace_back(static_cast<std::size_t>(size(l) * capacity));
     for (auto& d : deltas_) d.resize(static_cast<std::size_t>(arch.max_width() * capacity));
     zeros_.assign(static_cast<std::size_t>(arch.max_width()), T(0));
+    // Room for dense_forward's copy of W in every layer small_forward can
+    // pick at some batch size up to the capacity (it is easiest to meet at
+    // the fewest columns it takes).
     Index transposed = 0;
     for (Index l = 0; l < arch.n_layers(); ++l)
-      if (small_product(arch.n_out(l), arch.n_in(l), 1)) transposed = std::max(transposed, arch.n_out(l) * arch.n_in(l));
+      if (capacity >= kMinColumnsForTransposed && small_forward(arch.n_out(l), arch.n_in(l), kMinColumnsForTransposed))
+        transposed = std::max(transposed, arch.n_out(l) * arch.n_in(l));
     transposed_.resize(static_cast<std::size_t>(transposed));
   }
 

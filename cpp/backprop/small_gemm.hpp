@@ -40,6 +40,15 @@ inline bool small_product(Index rows, Index inner, Index cols) {
   return double(rows) * double(inner) * double(cols) <= kSmallProductMacs;
 }
 
+// The forward product W·A_prev needs W column-major for this kernel: a copy
+// of W that only pays when enough columns (samples) share it. Fewer take
+// Eigen's matrix-vector path.
+constexpr Index kMinColumnsForTransposed = 4;
+
+inline bool small_forward(Index n_out, Index n_in, Index B) {
+  return B >= kMinColumnsForTransposed && small_product(n_out, n_in, B);
+}
+
 namespace detail {
 
 template <class T>

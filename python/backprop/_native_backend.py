@@ -14,7 +14,9 @@ from ._layout import Layout
 
 
 def _aligned(a, dtype):
-    return None if a is None else np.require(a, dtype, requirements="A")
+    if a is None or (a.dtype == dtype and a.flags.aligned):  # the common case, without np.require's overhead
+        return a
+    return np.require(a, dtype, requirements="A")
 
 
 def _labels(labels):

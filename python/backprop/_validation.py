@@ -54,9 +54,23 @@ def _as_real_array(name, value):
 
 
 def _check_finite(name, array):
-    # min/max propagate NaN and expose ±inf without a temporary the size of X.
-    if array.dtype.kind == "f" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
-        raise ValueError(f"{name} contains NaN or infinity")
+    if array.dtype.kind != "f" or not array.size:
+        return
+    if array.size <= 65536:  # small (one sample to predict): the cheapest call
+        if np.isfinite(array).all():
+            return
+    else:
+        # One pass and no temporary the size of X: a NaN or ±inf anywhere
+        # makes the sum NaN or ±inf, so a finite sum proves every value
+        # finite. Only a sum that is not finite needs min/max (which
+        # propagate NaN and show ±inf) to tell bad values from finite ones
+        # whose sum overflowed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.add.reduce(array, axis=None)):
+                return
+        if np.isfinite(array.min()) and np.isfinite(array.max()):
+            return
+    raise ValueError(f"{name} contains NaN or infinity")
 
 
 def convert_finite(name, array, dtype):
