@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backprop/architecture.hpp"
+#include "backprop/instances.hpp"
 #include "backprop/optimizers.hpp"
 #include "backprop/trainer.hpp"
 
