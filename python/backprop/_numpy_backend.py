@@ -148,9 +148,12 @@ class NumpyBackend:
 
     @np.errstate(all="ignore")
     def gradients(self, params, X, labels=None, targets=None, weights=None):
-        """(weighted mean loss, flat gradient of the weighted mean loss over all rows of X)."""
-        loss_sum, _, weight_sum, grads = self._loss_and_gradients(params, X, labels, targets, weights)
-        return (loss_sum / weight_sum if weight_sum > 0 else 0.0), grads
+        """(weighted mean loss, flat gradient of the weighted mean loss over all rows of X,
+        weighted fraction of right classifications Σ w·right / Σ w)."""
+        loss_sum, right_sum, weight_sum, grads = self._loss_and_gradients(params, X, labels, targets, weights)
+        if not weight_sum > 0:
+            return 0.0, grads, 0.0
+        return loss_sum / weight_sum, grads, right_sum / weight_sum
 
     # -- training -----------------------------------------------------------
     def optimizer_step(self, params, grads, optimizer, state, batch_weight):

@@ -343,7 +343,7 @@ class Network:
         X, labels, targets = self._check_Xy(X, y)
         return self._evaluate_checked(X, labels, targets, self._check_weights(labels, targets, sample_weight))
 
-    def gradients(self, X, y, flat=False, sample_weight=None):
+    def gradients(self, X, y, flat=False, sample_weight=None, return_accuracy=False):
         """Loss and gradients of the mean loss over all rows of X (one batch).
 
         With ``sample_weight`` the loss is the weighted mean R = Σ w_i·L_i / Σ w_i.
@@ -353,12 +353,19 @@ class Network:
         loss : float
         grads : list of (dW, db) per layer, shaped like layers[i].W and .b; or
             with ``flat=True`` one 1-D array laid out like ``parameters()``.
+        accuracy : float or None
+            Only with ``return_accuracy=True``: the (weighted) accuracy as
+            ``evaluate`` defines it, from the same forward pass; None for mse.
         """
         flat = check_bool("flat", flat)
+        return_accuracy = check_bool("return_accuracy", return_accuracy)
         X, labels, targets = self._check_Xy(X, y)
         weights = self._check_weights(labels, targets, sample_weight)
-        loss, grads = self._backend.gradients(self._params, X, labels, targets, weights)
-        return float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)]
+        loss, grads, right = self._backend.gradients(self._params, X, labels, targets, weights)
+        result = (float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)])
+        if return_accuracy:
+            result += (right / self._units_per_sample if self.is_classifier else None,)
+        return result
 
     # -- training -------------------------------------------------------------
     def _check_optimizer(self, optimizer):
