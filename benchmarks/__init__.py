@@ -4,6 +4,7 @@
 
 Modules: ``workloads`` (W1–W8 and the goals), ``data`` (Fashion-MNIST or
 synthetic), ``peers`` (one trainer per peer, and the BLAS floor), ``suite``
-(timing), ``rss`` (peak memory in fresh processes), ``report`` (tables,
-JSON, chart), ``run`` (the command line).
+(timing), ``rss`` (peak memory in fresh processes), ``data_parallel`` (row
+MPI: W2 over 1 and 2 MPI processes, and the scaling model), ``report``
+(tables, JSON, chart), ``run`` (the command line).
 """

@@ -13,6 +13,7 @@ import numpy as np
 
 import backprop as bp
 
+from . import data_parallel
 from .peers import LABELS, PEER_NAMES, blas_info
 
 MIB = 1024 * 1024
@@ -203,6 +204,8 @@ def tables(results):
         if capped:
             speedup += f" (bp.get_num_threads() reported {capped} for the requested counts)"
         lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
+    if "MPI" in workloads:
+        lines += data_parallel.report_lines(workloads["MPI"])
     if "memory" in results:
         lines += memory_lines(results["memory"]) + [""]
     lines += goal_lines(results["goals"])

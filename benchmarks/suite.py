@@ -21,7 +21,7 @@ import numpy as np
 import backprop as bp
 
 from . import data as bench_data
-from . import rss
+from . import data_parallel, rss
 from .peers import LABELS, make_predictor, make_trainer
 from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
 
@@ -303,14 +303,14 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     data_path : str, optional, Fashion-MNIST folder
     force_synthetic : bool
     selected : set of str, optional
-        Workload ids to run ("W1" … "W8"); default all.
+        Workload ids to run ("W1" … "W8", "MPI"); default all.
     measure_memory : bool
 
     Returns
     -------
     dict: data, workloads {key: figures}, memory, goals
     """
-    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"])
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "MPI"])
     workloads = training_workloads(mode)
     started = time.perf_counter()
     dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
@@ -355,6 +355,10 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         X, y = arrays_for(workloads["W2"])
         results["workloads"]["W7"] = time_threads(workloads["W2"], X, y, threads, repeats,
                                                   mode.settle_seconds)
+    if "MPI" in selected:
+        _log("MPI: W2 data-parallel on 1 and 2 processes")
+        X, y = arrays_for(workloads["W2"])
+        results["workloads"]["MPI"] = data_parallel.measure(workloads["W2"], X, y, repeats)
     if measure_memory:
         _log("memory: W1 fit per peer, each in a fresh process")
         X, y = arrays_for(workloads["W1"])

@@ -84,3 +84,18 @@ def test_json_reports_memory_and_goals(smoke_run):
     assert "Goals (issue 3)" in stdout and "instruction-set level" in stdout
     if _installed("matplotlib"):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
+
+
+def test_json_holds_the_data_parallel_row(smoke_run):
+    results, stdout, _ = smoke_run
+    row = results["workloads"]["MPI"]
+    if not _installed("mpi4py"):
+        assert "mpi4py" in row["skipped"]
+        return
+    assert set(row["processes"]) == {"1", "2"}
+    for figures in row["processes"].values():
+        assert set(figures) >= {"epoch_seconds", "allreduce_ms_per_step", "steps"}, figures
+        assert figures["threads"] == 1
+    assert "fit_epoch_seconds" in row["processes"]["1"] and "bare_allreduce_ms" in row["processes"]["2"]
+    assert row["gradient_bytes"] == 235_146 * 4
+    assert "MPI   W2 data-parallel" in stdout
