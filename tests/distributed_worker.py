@@ -204,6 +204,11 @@ def failures(out):
     net = make_network()
     results["shuffle-raises"] = outcome(lambda: bp.distributed.fit(net, X, y, epochs=3, shuffle=shuffle), net)
 
+    # shuffle(epoch) gives rank 1 another order: refused before the epoch's first step.
+    net = make_network()
+    results["different-orders"] = outcome(lambda: bp.distributed.fit(
+        net, X, y, shuffle=lambda epoch: np.arange(60)[::-1] if RANK == 1 else np.arange(60)), net)
+
     # The gradient computation raises on rank 1 at its third step.
     net = make_network()
     if RANK == 1:

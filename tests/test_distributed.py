@@ -165,6 +165,9 @@ def test_a_failure_on_one_rank_stops_every_rank_with_a_clear_error(tmp_path):
     # An exception in shuffle() on rank 2, or in a gradient on rank 1: that rank re-raises, the others say so.
     assert errors("shuffle-raises") == ["DistributedError", "DistributedError", "RuntimeError"]
     assert all("rank 2 failed in shuffle(1)" in m for m in messages("shuffle-raises")[:2])
+    assert errors("different-orders") == ["ValueError"] * 3
+    assert all("different orders for epoch 1" in m for m in messages("different-orders"))
+    assert all(r["different-orders"]["unchanged"] for r in ranks)
     assert errors("gradient-raises") == ["DistributedError", "MemoryError", "DistributedError"]
     assert all("rank 1 failed at epoch 1, batch 3 of 8" in m for m in messages("gradient-raises")[::2])
     for case in ("shuffle-raises", "gradient-raises"):

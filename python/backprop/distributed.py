@@ -302,11 +302,11 @@ def _agree(comm, plan, error, net):
     reference = everyone[0][1]
     for rank, (_, settings, _, _) in enumerate(everyone[1:], start=1):
         for key, value in reference.items():
-            if settings[key] != value:
+            if settings.get(key) != value:
                 if key in ("data", "rows", "validation data", "validation rows"):
                     raise ValueError(f"{_DIFFERENT_DATA} ({key}: rank 0 and rank {rank} differ)")
                 raise ValueError(f"{key} differs between ranks: rank 0 has {value!r}, rank {rank} "
-                                 f"{settings[key]!r}; every rank must call backprop.distributed.fit with the "
+                                 f"{settings.get(key)!r}; every rank must call backprop.distributed.fit with the "
                                  "same arguments")
     digests = everyone[0][3]
     for rank, (*_, theirs) in enumerate(everyone[1:], start=1):
@@ -469,24 +469,26 @@ class _Trainer:
         """This epoch's permutation of the N global rows, the same on every rank."""
         shuffle = self.plan.shuffle
         if shuffle is True:
-            return self.net.rng.permutation(self.n)
-        if shuffle is False:
-            return np.arange(self.n, dtype=np.int64)
-        order, error = None, None
-        try:
-            array = np.asarray(shuffle(epoch))
-            if array.ndim != 1 or array.shape[0] == 0 or array.dtype.kind not in "iu":
-                raise ValueError(f"shuffle(epoch) must return a non-empty 1-D array of integer row indices, got "
-                                 f"{array.dtype} of shape {array.shape}")
-            if array.min() < 0 or array.max() >= self.n:
-                raise ValueError(f"shuffle(epoch) returned row indices outside [0, {self.n})")
-            order = array.astype(np.int64)
-        except Exception as caught:  # any failure must reach the other ranks, not strand them
-            error = caught
-        _stop_if_any_failed(self.comm, error, f"in shuffle({epoch})")
+            order = self.net.rng.permutation(self.n)
+        elif shuffle is False:
+            order = np.arange(self.n, dtype=np.int64)
+        else:
+            order, error = None, None
+            try:
+                array = np.asarray(shuffle(epoch))
+                if array.ndim != 1 or array.shape[0] == 0 or array.dtype.kind not in "iu":
+                    raise ValueError(f"shuffle(epoch) must return a non-empty 1-D array of integer row indices, "
+                                     f"got {array.dtype} of shape {array.shape}")
+                if array.min() < 0 or array.max() >= self.n:
+                    raise ValueError(f"shuffle(epoch) returned row indices outside [0, {self.n})")
+                order = array.astype(np.int64)
+            except Exception as caught:  # any failure must reach the other ranks, not strand them
+                error = caught
+            _stop_if_any_failed(self.comm, error, f"in shuffle({epoch})")
+        # Identical generators draw identical orders, unless the hosts' NumPy versions differ: checked.
         if len(set(self.comm.allgather(_digest(order)))) > 1:
-            raise ValueError(f"shuffle({epoch}) returned different orders on different ranks; it must return the "
-                             "same permutation of the global rows on every rank")
+            raise ValueError(f"the ranks have different orders for epoch {epoch + 1}: shuffle must give the same "
+                             "permutation of the global rows on every rank (the same NumPy version everywhere)")
         return order
 
     def _share(self, batch, local_order, mine, first, last):
