@@ -364,8 +364,8 @@ def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffl
     shuffle : bool or callable
         True: ``net.rng.permutation(N)`` each epoch, drawn on every rank
         from its identical generator, N the global number of rows; a
-        callable ``shuffle(epoch)`` returns that permutation (checked to be
-        the same on every rank).
+        callable ``shuffle(epoch)`` returns that permutation. Either way
+        the order is checked to be the same on every rank.
     sample_weight : array-like (n_samples,), optional
         This rank's rows' weights (the whole array when not sharded).
     validation_data : (X_val, y_val[, sample_weight_val]), optional
