@@ -333,6 +333,8 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = out_activation
         if self.solver in _STOCHASTIC_SOLVERS:
+            if not hasattr(self, "t_"):
+                self.t_ = 0  # weights set by hand
             if not hasattr(self, "loss_curve_"):
                 self._init_stochastic_state()  # set by hand, or the previous fit used lbfgs
             if self.early_stopping and getattr(self, "validation_scores_", None) is None:
@@ -476,11 +478,11 @@ class _BaseMLP(BaseEstimator):
         n = order.shape[0]
         blocks, start = [], 0
         for stop in list(range(step, n, step)) + [n]:
-            if sample_weight is not None and not sample_weight[order[start:stop]].sum() > 0 and stop < n:
-                continue
+            if sample_weight is not None and not sample_weight[order[start:stop]].sum() > 0:
+                continue  # grow the block
             blocks.append([start, stop])
             start = stop
-        if start < n:
+        if start < n:  # trailing rows without weight join the last block
             blocks[-1][1] = n
         return blocks
 
@@ -568,7 +570,8 @@ class _BaseMLP(BaseEstimator):
         y_pred = self._prediction(output)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return self._score_function(y_true, y_pred, sample_weight=sample_weight)
+        with np.errstate(over="ignore"):  # huge predictions of a diverging run score -inf, silently
+            return self._score_function(y_true, y_pred, sample_weight=sample_weight)
 
     # -- L-BFGS ---------------------------------------------------------------------------------
     def _fit_lbfgs(self, net, X, targets, sample_weight):
@@ -772,10 +775,13 @@ _COMMON_NOTES = """
       counts with loss nan (and a validation score computed from NaN
       outputs) until a stopping rule or max_iter ends training. With
       early_stopping the best weights seen are restored and fit returns
-      normally (validation_scores_ ends in nan for the regressor); without
-      it fit raises scikit-learn's ValueError ("Solver produced non-finite
-      parameter weights"), after the same ConvergenceWarning, keeping the
-      last finite weights where scikit-learn's are NaN. scikit-learn's
+      normally (validation_scores_ ends in nan for the regressor; the
+      classifier's NaN outputs predict classes_[0], and if that scores
+      best, scikit-learn keeps its NaN weights and raises, as this
+      estimator then does). Without early_stopping fit raises
+      scikit-learn's ValueError ("Solver produced non-finite parameter
+      weights"), after the same ConvergenceWarning. Where scikit-learn's
+      weights end NaN, these keep the last finite ones. scikit-learn's
       losses can pass through ±inf on the way; here the diverged epoch and
       those after it read nan.
     - sample_weight: negative weights are refused (scikit-learn accepts
