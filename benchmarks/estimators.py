@@ -116,11 +116,11 @@ def table_lines(figures):
     if "skipped" in figures:
         return [f"E1–E4 skipped: {figures['skipped']}", ""]
     lines = [f"E1–E4 {figures['description']}",
-             f"  {'row':<5}{'data':<34}{'solver':<7}{'backprop s':>11}{'sklearn s':>11}{'speed-up':>9}"
+             f"  {'row':<5}{'data':<38}{'solver':<7}{'backprop s':>11}{'sklearn s':>11}{'speed-up':>9}"
              f"{'goal':>7}   final loss_ backprop / sklearn"]
     for key, row in figures["rows"].items():
         loss = row["loss"]
-        lines.append(f"  {key:<5}{row['data']:<34}{row['solver']:<7}{row['seconds']['backprop']:>11.3f}"
+        lines.append(f"  {key:<5}{row['data']:<38}{row['solver']:<7}{row['seconds']['backprop']:>11.3f}"
                      f"{row['seconds']['sklearn']:>11.3f}{row['speedup']:>9.2f}{'≥ ' + format(row['goal'], 'g'):>7}"
                      f"   {loss['backprop']:.6f} / {loss['sklearn']:.6f}")
     before, after = figures["load_average_before"], figures["load_average_after"]

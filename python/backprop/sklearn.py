@@ -1033,6 +1033,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Poisson loss: computed from the output layer's pre-activations z as
     Σ y·(log y − z) − y + exp(z) (0·log 0 = 0), scikit-learn's
     xlogy(y, y/ŷ) − y + ŷ with ŷ = exp(z) to rounding; δ = exp(z) − y.
+
+    partial_fit exists for 'sgd' and 'adam' only, as for the classifier;
+    scikit-learn 1.9's MLPRegressor also offers it with 'lbfgs', where it
+    runs a whole L-BFGS fit.
 """ + _COMMON_NOTES + """
 
     Examples
