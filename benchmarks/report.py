@@ -13,6 +13,7 @@ import numpy as np
 
 import backprop as bp
 
+from . import estimators
 from .peers import LABELS, PEER_NAMES, blas_info
 
 MIB = 1024 * 1024
@@ -203,6 +204,8 @@ def tables(results):
         if capped:
             speedup += f" (bp.get_num_threads() reported {capped} for the requested counts)"
         lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
+    if "E" in workloads:
+        lines += estimators.table_lines(workloads["E"])
     if "memory" in results:
         lines += memory_lines(results["memory"]) + [""]
     lines += goal_lines(results["goals"])

@@ -25,6 +25,8 @@ def make_data(loss, n_samples, n_in, n_out, seed=0):
         y = rng.integers(0, n_out, size=n_samples)
     elif loss == "binary_cross_entropy":
         y = (rng.random((n_samples, n_out)) > 0.5).astype(float)
+    elif loss == "poisson":
+        y = rng.poisson(1.5, size=(n_samples, n_out)).astype(float)  # counts, zeros included
     else:
         y = rng.normal(size=(n_samples, n_out))
     return X, y

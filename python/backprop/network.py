@@ -116,12 +116,15 @@ class Network:
         'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'identity'.
     output : str, optional
         Output activation; with `loss` unset, 'softmax' implies cross_entropy,
-        'sigmoid' binary_cross_entropy and anything else mse. Default: the one
-        the loss is defined with (softmax, sigmoid, identity).
+        'sigmoid' binary_cross_entropy, 'exp' poisson and anything else mse.
+        Default: the one the loss is defined with (softmax, sigmoid, exp,
+        identity).
     loss : str, optional
         'cross_entropy' (softmax output, integer labels or probability rows),
-        'binary_cross_entropy' (sigmoid output, targets in [0, 1]) or 'mse'
-        (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
+        'binary_cross_entropy' (sigmoid output, targets in [0, 1]), 'poisson'
+        (exp output, targets >= 0: half the Poisson deviance
+        Σ_k y_k·log(y_k/a_k) − y_k + a_k, scikit-learn's poisson loss) or
+        'mse' (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
     init : str, optional
         'he' (N(0, 2/n_in)), 'xavier' (Glorot uniform, U(±√(6/(n_in+n_out))))
         or 'normal' (N(0, init_std²)). Default 'he' for relu-like hidden
@@ -305,7 +308,7 @@ class Network:
 
         Returns class labels (n_samples,) int64 for cross_entropy, 0/1 labels
         (n_samples, n_out) int64 for binary_cross_entropy (output > 0.5), and
-        the outputs (n_samples, n_out) for mse.
+        the outputs (n_samples, n_out) for mse and poisson.
         """
         out = self.forward(X)
         if self.loss == "cross_entropy":
@@ -454,7 +457,7 @@ class Network:
         X : array-like, (n_samples, n_features)
         y : array-like
             Class labels (n_samples,) or probability rows for cross_entropy;
-            (n_samples, n_out) targets for mse and binary_cross_entropy.
+            (n_samples, n_out) targets for mse, binary_cross_entropy and poisson.
         epochs : int >= 1
         batch_size : int >= 1 or None
             Samples per update; 1 is online learning (the per-sample delta
