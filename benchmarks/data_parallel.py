@@ -52,7 +52,7 @@ def measure(workload, X, y, repeats, timeout=600):
     try:
         import mpi4py  # noqa: F401  (only whether it is there; MPI starts in the workers)
     except ImportError:
-        return {"skipped": 'mpi4py is not installed (pip install "backprop[mpi]")'}
+        return {"skipped": 'mpi4py is not installed (pip install "backprop-mlp[mpi]")'}
     from backprop.distributed import find_mpiexec
     launcher = find_mpiexec()
     if launcher is None:

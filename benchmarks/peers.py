@@ -138,7 +138,7 @@ class BackpropTrainer:
 
     def prepare(self, X, y, order, rng_state):
         self.X, self.y = X, y
-        generator = getattr(self.net, "_rng", None)
+        generator = getattr(self.net, "rng", None)
         if generator is None or type(generator.bit_generator).__name__ != rng_state["bit_generator"]:
             self._lose_sync("the network's shuffling generator is not reachable")
             return
@@ -169,7 +169,7 @@ class BackpropTrainer:
     def run(self):
         self.net.fit(self.X, self.y, epochs=1, batch_size=self.workload.batch_size,
                      optimizer=self.optimizer, shuffle=True)
-        if self._state_after_fit is not None and self.net._rng.bit_generator.state != self._state_after_fit:
+        if self._state_after_fit is not None and self.net.rng.bit_generator.state != self._state_after_fit:
             self._lose_sync("fit drew its shuffling order differently")
 
 

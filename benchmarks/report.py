@@ -13,7 +13,7 @@ import numpy as np
 
 import backprop as bp
 
-from . import data_parallel
+from . import data_parallel, estimators
 from .peers import LABELS, PEER_NAMES, blas_info
 
 MIB = 1024 * 1024
@@ -204,6 +204,8 @@ def tables(results):
         if capped:
             speedup += f" (bp.get_num_threads() reported {capped} for the requested counts)"
         lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
+    if "E" in workloads:
+        lines += estimators.table_lines(workloads["E"])
     if "MPI" in workloads:
         lines += data_parallel.report_lines(workloads["MPI"])
     if "memory" in results:

@@ -26,11 +26,12 @@ if not __package__:
     sys.path.insert(0, os.path.dirname(_HERE))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.data import DataError  # noqa: E402
 from benchmarks.peers import LABELS, PEER_NAMES, availability, set_threads  # noqa: E402
 from benchmarks.suite import run_suite  # noqa: E402
 from benchmarks.workloads import MODES  # noqa: E402
 
-WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "MPI")
+WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "E", "MPI")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -65,13 +66,14 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="threads for every peer (default: 2, or the usable CPUs if fewer)")
     parser.add_argument("--data", metavar="DIR", default=None,
-                        help="folder with Fashion-MNIST's IDX files (default: Debian's "
-                             "/usr/share/datasets/fashion-mnist); synthetic data when missing")
+                        help="folder with Fashion-MNIST's IDX files (an error if it cannot be read; default: "
+                             "Debian's /usr/share/datasets/fashion-mnist, synthetic data when missing)")
     parser.add_argument("--synthetic", action="store_true", help="use synthetic data even if Fashion-MNIST is there")
     parser.add_argument("--peers", type=lambda t: _names(t, PEER_NAMES, "peer"), default=list(PEER_NAMES),
                         help=f"comma-separated subset of {','.join(PEER_NAMES)} (default: all installed)")
     parser.add_argument("--workloads", type=lambda t: _names(t, WORKLOAD_IDS, "workload"),
-                        default=list(WORKLOAD_IDS), help="comma-separated subset of W1..W8 and MPI (default: all)")
+                        default=list(WORKLOAD_IDS),
+                        help="comma-separated subset of W1..W8 and E (E1-E4, the estimators) and MPI (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
     parser.add_argument("--out", metavar="FILE", default=None,
@@ -82,6 +84,8 @@ def parse_args(argv=None):
         parser.error("--threads must be >= 1")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.data is not None and not args.synthetic and not os.path.isdir(args.data):
+        parser.error(f"--data {args.data}: no such folder")
     return args
 
 
@@ -103,9 +107,13 @@ def main(argv=None):
                             "argv": sys.argv[1:] if argv is None else list(argv)},
                "peers": {name: found[name] for name in PEER_NAMES},
                "machine": report.machine_info(args.threads)}
-    results.update(run_suite(mode, repeats, args.threads, peers, data_path=args.data,
-                             force_synthetic=args.synthetic, selected=set(args.workloads),
-                             measure_memory=not args.no_memory))
+    try:
+        results.update(run_suite(mode, repeats, args.threads, peers, data_path=args.data,
+                                 force_synthetic=args.synthetic, selected=set(args.workloads),
+                                 measure_memory=not args.no_memory))
+    except DataError as error:
+        print(f"python -m benchmarks: error: {error}", file=sys.stderr)
+        return 2
     results["notes"] = notes
     results["machine"]["load_average_at_end"] = report._load_average()
 

@@ -21,7 +21,7 @@ import numpy as np
 import backprop as bp
 
 from . import data as bench_data
-from . import data_parallel, rss
+from . import data_parallel, estimators, rss
 from .peers import LABELS, make_predictor, make_trainer
 from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
 
@@ -303,14 +303,14 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     data_path : str, optional, Fashion-MNIST folder
     force_synthetic : bool
     selected : set of str, optional
-        Workload ids to run ("W1" … "W8", "MPI"); default all.
+        Workload ids to run ("W1" … "W8", "E" for E1–E4, "MPI"); default all.
     measure_memory : bool
 
     Returns
     -------
     dict: data, workloads {key: figures}, memory, goals
     """
-    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "MPI"])
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "E", "MPI"])
     workloads = training_workloads(mode)
     started = time.perf_counter()
     dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
@@ -355,6 +355,9 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         X, y = arrays_for(workloads["W2"])
         results["workloads"]["W7"] = time_threads(workloads["W2"], X, y, threads, repeats,
                                                   mode.settle_seconds)
+    if "E" in selected and "sklearn" in peers:
+        _log("E1-E4: backprop.sklearn.MLPClassifier.fit against scikit-learn's")
+        results["workloads"]["E"] = estimators.time_estimators(mode, dataset, repeats, mode.settle_seconds)
     if "MPI" in selected:
         _log("MPI: W2 data-parallel on 1 and 2 processes")
         X, y = arrays_for(workloads["W2"])
@@ -363,6 +366,6 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         _log("memory: W1 fit per peer, each in a fresh process")
         X, y = arrays_for(workloads["W1"])
         results["memory"] = memory(peers, X, y, workloads["W1"], threads)
-    results["goals"] = evaluate_goals(results)
+    results["goals"] = evaluate_goals(results) + estimators.goal_rows(results["workloads"].get("E"))
     results["elapsed_seconds"] = time.perf_counter() - started
     return results

@@ -14,8 +14,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backprop/architecture.hpp"
@@ -49,6 +51,17 @@ void check_dtype(const py::array& a, const char* name) {
          std::string(py::str(a.dtype())));
 }
 
+// The core reads NumPy buffers through T pointers, so their address must be a
+// multiple of alignof(T): arrays NumPy allocates are, but views at odd byte
+// offsets (np.frombuffer, structured fields) need not be, and a misaligned
+// load is undefined behaviour.
+template <class T>
+void check_aligned(const py::array& a, const char* name) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T))
+    fail(std::string(name) + " must be aligned to " + std::to_string(alignof(T)) +
+         " bytes, its element size (numpy.require(a, requirements='A') gives an aligned copy)");
+}
+
 // A 2-D array of T with `cols` columns (when cols >= 0), any aligned strides.
 template <class T>
 DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
@@ -57,9 +70,9 @@ DataSource<T> data_source(const py::array& a, const char* name, Index cols) {
   if (cols >= 0 && a.shape(1) != cols)
     fail(std::string(name) + " must have " + std::to_string(cols) + " columns, got shape " + shape_of(a));
   if (a.shape(0) == 0) fail(std::string(name) + " must have at least one row");
-  const auto address = reinterpret_cast<std::uintptr_t>(a.data());
-  if (address % alignof(T) || a.strides(0) % py::ssize_t(sizeof(T)) || a.strides(1) % py::ssize_t(sizeof(T)))
-    fail(std::string(name) + " must be aligned to its element size");
+  check_aligned<T>(a, name);
+  if (a.strides(0) % py::ssize_t(sizeof(T)) || a.strides(1) % py::ssize_t(sizeof(T)))
+    fail(std::string(name) + " must have strides that are multiples of its element size");
   DataSource<T> src;
   src.data = static_cast<const T*>(a.data());
   src.rows = a.shape(0);
@@ -76,6 +89,7 @@ const T* flat_input(const py::array& a, const char* name, Index n) {
   if (a.ndim() != 1 || a.shape(0) != n)
     fail(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " + shape_of(a));
   if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be contiguous");
+  check_aligned<T>(a, name);
   return static_cast<const T*>(a.data());
 }
 
@@ -95,6 +109,7 @@ std::vector<std::int64_t> index_array(const py::array& a, const char* name, Inde
     fail(std::string(name) + " must be a contiguous 1-D int64 array");
   if (a.shape(0) != n)
     fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  check_aligned<std::int64_t>(a, name);
   const auto* first = static_cast<const std::int64_t*>(a.data());
   std::vector<std::int64_t> values(first, first + n);
   for (const std::int64_t v : values)
@@ -117,6 +132,7 @@ std::vector<double> weight_array(const py::array& a, const char* name, Index n) 
     fail(std::string(name) + " must be a contiguous 1-D float64 array");
   if (a.shape(0) != n)
     fail(std::string(name) + " must have " + std::to_string(n) + " entries, got " + std::to_string(a.shape(0)));
+  check_aligned<double>(a, name);
   const auto* first = static_cast<const double*>(a.data());
   std::vector<double> values(first, first + n);
   for (const double v : values)
@@ -153,6 +169,50 @@ TargetSource<T> target_source(const Architecture& arch, const py::object& labels
   return y;
 }
 
+// Interpreter exit. While Python finalizes, a daemon thread that tries to
+// retake the GIL is ended by PyThread_exit_thread, which unwinds its stack
+// with a forced unwind (abi::__forced_unwind). Through our frames that unwind
+// would end the process (std::terminate: it meets a destructor, which may not
+// throw) or release Python objects without the GIL. Such a thread parks
+// instead, holding nothing, until the process is gone; Python 3.14 does the
+// same to its own daemon threads.
+[[noreturn]] void park_until_exit() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Takes the GIL back for `state`, or parks the thread when Python is exiting.
+// Finalization may begin while the thread waits inside PyEval_RestoreThread:
+// the forced unwind that then leaves it is caught here and never goes on.
+void restore_thread(PyThreadState* state) noexcept {
+  if (interpreter_finalizing()) park_until_exit();
+  try {
+    PyEval_RestoreThread(state);
+  } catch (...) {  // only PyThread_exit_thread's forced unwind can get here
+    park_until_exit();
+  }
+}
+
+// Releases the GIL for the scope, like py::gil_scoped_release, but retakes it
+// with restore_thread.
+class GilRelease {
+ public:
+  GilRelease() : state_(PyEval_SaveThread()) {}
+  ~GilRelease() { restore_thread(state_); }
+  GilRelease(const GilRelease&) = delete;
+  GilRelease& operator=(const GilRelease&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 // Polled between batches with the GIL released: true once Python has a
 // pending exception (Ctrl-C's KeyboardInterrupt). Takes the GIL at most every
 // 20 ms, so it costs nothing measurable.
@@ -162,8 +222,10 @@ class InterruptPoll {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_check_ < std::chrono::milliseconds(20)) return false;
     last_check_ = now;
-    py::gil_scoped_acquire acquire;
-    return PyErr_CheckSignals() != 0;
+    restore_thread(PyGILState_GetThisThreadState());
+    const bool pending = PyErr_CheckSignals() != 0;
+    PyEval_SaveThread();
+    return pending;
   }
 
  private:
@@ -196,7 +258,7 @@ class Model {
       T* o = out.mutable_data();
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = predict(arch_, p, x, o, InterruptPoll());
       }
       if (!completed) throw py::error_already_set();  // KeyboardInterrupt
@@ -215,7 +277,7 @@ class Model {
       LossStats s;
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), s);
       }
       if (!completed) throw py::error_already_set();
@@ -236,7 +298,7 @@ class Model {
       double loss, accuracy;
       bool completed;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss, accuracy);
       }
       if (!completed) throw py::error_already_set();
@@ -253,7 +315,7 @@ class Model {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
       const T* g = flat_input<T>(grads, "grads", arch_.n_params());
-      std::int64_t* step_count = step_counter(step);
+      std::int64_t* step_count = step_counter(step, 1);
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
       Buffer<T> consumed(g, g + arch_.n_params());  // the step overwrites its gradient buffer
       Buffer<T> backup_first(state.first ? arch_.n_params() : 0), backup_second(state.second ? arch_.n_params() : 0);
@@ -262,7 +324,7 @@ class Model {
       T probe[1];
       bool finite;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         finite = backprop::optimizer_step(arch_, step_config, state, {backup_first.data(), backup_second.data()}, p,
                                           consumed.data(), Team{}, probe);
         *step_count = state.step;
@@ -286,13 +348,13 @@ class Model {
       const Index n = order.shape(0);
       const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
-      std::int64_t* step_count = step_counter(step);
+      std::int64_t* step_count = step_counter(step, n / batch_size + (n % batch_size != 0));
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
 
       const std::function<bool()> should_stop = InterruptPoll();
       EpochResult r;
       {
-        py::gil_scoped_release release;
+        GilRelease release;
         r = backprop::train_epoch(arch_, p, config, state, x, y, idx.data(), n, batch_size, record_grad_norms,
                                   should_stop);
         *step_count = state.step;  // with the weights, before any Python code runs
@@ -312,11 +374,18 @@ class Model {
   }
 
  private:
-  static std::int64_t* step_counter(py::array& step) {
+  // The optimizer's step counter, with room for n_steps more steps: the
+  // counter is signed, and Python keeps it at most 2**63 - 2 (MAX_STEP_COUNT).
+  static std::int64_t* step_counter(py::array& step, Index n_steps) {
     if (!py::array_t<std::int64_t>::check_(step) || step.ndim() != 1 || step.shape(0) != 1 || !step.writeable())
       fail("step must be a writeable int64 array of shape (1,)");
+    check_aligned<std::int64_t>(step, "step");
     auto* step_count = static_cast<std::int64_t*>(step.mutable_data());
+    constexpr std::int64_t max_step_count = std::numeric_limits<std::int64_t>::max() - 1;
     if (*step_count < 0) fail("step must be non-negative");
+    if (*step_count > max_step_count - n_steps)
+      fail("step is " + std::to_string(*step_count) + ": " + std::to_string(n_steps) +
+           " more step(s) would pass its maximum " + std::to_string(max_step_count));
     return step_count;
   }
 
@@ -371,6 +440,45 @@ void set_num_threads(int n) {
   thread_limit().store(n);
 }
 
+// The SIMD instruction sets Eigen vectorises with in this module, as
+// Eigen::SimdInstructionSetsInUse() names them; it leaves out AVX2 and FMA
+// unless AVX-512 is on, so the list is made from Eigen's own switches.
+std::string simd_in_use() {
+  std::string sets;
+  auto add = [&sets](const char* name) { sets += (sets.empty() ? "" : ", ") + std::string(name); };
+#ifdef EIGEN_VECTORIZE_AVX512
+  add("AVX512");
+#endif
+#ifdef EIGEN_VECTORIZE_FMA
+  add("FMA");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX2
+  add("AVX2");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX
+  add("AVX");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE
+  add("SSE");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE2
+  add("SSE2");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE3
+  add("SSE3");
+#endif
+#ifdef EIGEN_VECTORIZE_SSSE3
+  add("SSSE3");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE4_1
+  add("SSE4.1");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE4_2
+  add("SSE4.2");
+#endif
+  return sets.empty() ? Eigen::SimdInstructionSetsInUse() : sets;
+}
+
 py::dict build_info() {
   py::dict info;
   info["isa"] = BACKPROP_ISA;
@@ -388,7 +496,7 @@ py::dict build_info() {
 #endif
   info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                   std::to_string(EIGEN_MINOR_VERSION);
-  info["simd"] = Eigen::SimdInstructionSetsInUse();
+  info["simd"] = simd_in_use();
   return info;
 }
 
@@ -442,7 +550,7 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Use at most n threads (capped by OpenMP's limit).");
-  m.def("after_fork_in_child", [] { forked_child().store(true); },
-        "Called in a forked child: train on one thread from now on (see team.hpp).");
+  m.def("after_fork_in_child", [] { if (opened_parallel_region().load()) forked_child().store(true); },
+        "Called in a forked child: train on one thread from now on if the parent ran OpenMP (see team.hpp).");
   m.def("get_num_threads", &max_team_size, "Threads the core uses at most (from this thread).");
 }

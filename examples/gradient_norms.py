@@ -11,15 +11,17 @@ get gradients orders of magnitude smaller than its last ones, and it learns
 slowly. ReLU passes the signal through unchanged where units are active, so
 its layers' gradients stay within a small factor of each other.
 
-    python examples/gradient_norms.py [--epochs 30] [--out docs/gradient_norms.png]
+    python examples/gradient_norms.py [--epochs 30] [--out gradient_norms.png]
 
-Needs matplotlib (pip install "backprop[plot]").
+The picture goes to the working directory unless --out names another path
+(the README's is docs/gradient_norms.png, made with the defaults).
+
+Needs matplotlib (pip install "backprop-mlp[plot]").
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +42,7 @@ def train(activation, X_train, y_train, X_test, y_test, epochs, backend, seed=0)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "gradient_norms.png"))
+    parser.add_argument("--out", default="gradient_norms.png", help="where to save the picture")
     parser.add_argument("--backend", choices=["native", "numpy"], default="native")
     args = parser.parse_args(argv)
 

@@ -7,7 +7,7 @@
 
     python examples/torch_interchange.py
 
-Needs PyTorch (pip install "backprop[torch]").
+Needs PyTorch (pip install "backprop-mlp[torch]").
 """
 
 from __future__ import annotations

@@ -164,6 +164,30 @@ def test_pickle_and_deepcopy_give_an_independent_copy(backend):
     np.testing.assert_array_equal(clone.layers[0].W, net.layers[0].W)
 
 
+@pytest.mark.parametrize("make_copy", ["copy", "deepcopy"])
+def test_copies_are_independent_and_leave_the_original_training_on(backend, make_copy):
+    """copy.copy used to share the weights and take the optimizer over, so the
+    original's next fit silently restarted Adam."""
+    import copy
+
+    X, y = make_data("cross_entropy", 40, 4, 3)
+    kwargs = dict(dtype="float64", backend=backend, seed=0)
+    net, twin = bp.Network([4, 5, 3], **kwargs), bp.Network([4, 5, 3], **kwargs)
+    for n in (net, twin):
+        n.fit(X, y, epochs=1, batch_size=8, optimizer=bp.Adam(lr=0.01))
+    assert net.optimizer.step_count == 5
+    clone = getattr(copy, make_copy)(net)
+    assert clone.optimizer is not net.optimizer and clone.optimizer.step_count == 5
+    clone.layers[0].W[...] = 7.0
+    assert not np.any(net.layers[0].W == 7.0)
+    clone.fit(X, y, epochs=1, batch_size=8)
+    net.fit(X, y, epochs=1, batch_size=8)  # Adam carries on from step 5 in the original too
+    twin.fit(X, y, epochs=1, batch_size=8)
+    assert net.optimizer.step_count == 10 and clone.optimizer.step_count == 10
+    np.testing.assert_array_equal(net.parameters(), twin.parameters())
+    np.testing.assert_array_equal(net.optimizer.state["m"], twin.optimizer.state["m"])
+
+
 def test_optimizer_hyper_parameters_are_checked_when_set(backend):
     opt = bp.SGD(lr=0.1)
     with pytest.raises(ValueError, match="lr must be > 0"):

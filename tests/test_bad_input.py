@@ -225,6 +225,15 @@ def test_bce_targets_outside_unit_interval(backend, entry, bad):
 
 
 @pytest.mark.parametrize("entry", Y_ENTRIES)
+def test_poisson_targets_negative(backend, entry):
+    def y(X0, y0):
+        y = y0.copy()
+        y[2, 1] = -1.0
+        return y
+    check_rejected(backend, entry, VALID_X, y, ValueError, r"\by\b.*>= 0.*poisson", loss="poisson")
+
+
+@pytest.mark.parametrize("entry", Y_ENTRIES)
 @pytest.mark.parametrize("make", [
     lambda labels: np.full((N, SIZES[-1]), 0.5),
     lambda labels: np.eye(SIZES[-1])[labels] * 0.9,
@@ -291,6 +300,9 @@ def test_y_not_targets(backend, entry, y, exc):
     (dict(output="softmax", loss="mse"), ValueError, r"\boutput\b.*\bloss\b"),
     (dict(output="sigmoid", loss="cross_entropy"), ValueError, r"\boutput\b.*\bloss\b"),
     (dict(output="identity", loss="binary_cross_entropy"), ValueError, r"\boutput\b|\bloss\b"),
+    (dict(output="exp", loss="mse"), ValueError, r"\boutput\b.*\bloss\b"),
+    (dict(output="identity", loss="poisson"), ValueError, r"\boutput\b.*\bloss\b"),
+    (dict(activation="exp"), ValueError, r"\bactivation\b.*exp"),
     (dict(sizes=[4, 0, 3]), ValueError, r"sizes\[1\].*>= 1"),
     (dict(sizes=[4, -3, 3]), ValueError, r"sizes\[1\].*-3"),
     (dict(sizes=[0, 3]), ValueError, r"sizes\[0\]"),
@@ -559,3 +571,71 @@ def test_diverging_fit_raises_and_keeps_weights_finite(backend, dtype, lr):
     for layer in net.layers:
         assert np.isfinite(layer.W).all() and np.isfinite(layer.b).all()
     assert np.isfinite(net.forward(X)).all()
+
+
+# -- optimizer state assigned by the user --------------------------------------------------------
+def misaligned(array):
+    """A writeable copy of `array` at an address that is not a multiple of its element size."""
+    raw = np.zeros(array.nbytes + 1, np.uint8)
+    out = raw[1:].view(array.dtype)
+    out[...] = array
+    assert not out.flags.aligned and out.flags.writeable
+    return out
+
+
+@pytest.mark.parametrize("entry", ["fit", "train_on_batch"])
+@pytest.mark.parametrize("name, value, exc, match", [
+    ("momentum_buffer", lambda n: np.zeros(n + 1), ValueError, r"optimizer.state\['momentum_buffer'\] must have shape"),
+    ("momentum_buffer", lambda n: np.zeros((n, 1)), ValueError, r"optimizer.state\['momentum_buffer'\] must have shape"),
+    ("momentum_buffer", lambda n: np.zeros(n, complex), TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+    ("momentum_buffer", lambda n: ["a"] * n, TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+    ("momentum_buffer", lambda n: None, TypeError, r"optimizer.state\['momentum_buffer'\].*real numbers"),
+])
+def test_bad_optimizer_state_is_refused_before_anything_changes(backend, entry, name, value, exc, match):
+    net, X, y = build(backend)
+    guard = Guard(net)
+    bad = net.optimizer.state[name] = value(net.n_params)
+    with pytest.raises(exc, match=match):
+        if entry == "fit":
+            net.fit(X, y, epochs=1, batch_size=BATCH)
+        else:
+            net.train_on_batch(X, y)
+    assert_unchanged(net, guard.params)
+    assert net.history is guard.history and net.optimizer is guard.optimizer
+    assert net.optimizer.state[name] is bad and net.optimizer.step_count == guard.step_count
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [
+    lambda a: misaligned(a),
+    lambda a: np.repeat(a, 2)[::2],                       # strided
+    lambda a: a.astype(np.float32 if a.dtype == np.float64 else np.float64),  # the other dtype
+    lambda a: _read_only(a),
+], ids=["misaligned", "strided", "other-dtype", "read-only"])
+def test_assigned_optimizer_state_the_core_cannot_use_as_is_is_copied(make, dtype):
+    """Adam's m and v assigned by the user, unaligned, strided, read-only or in
+    the other dtype: both backends train on a usable copy, to the same result."""
+    X, y = make_data("cross_entropy", 24, 4, 3)
+    results = []
+    for backend in ("numpy", "native"):
+        net = bp.Network(SIZES, dtype=dtype, backend=backend, seed=0)
+        optimizer = bp.Adam(lr=0.01)
+        net.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer)
+        reference = {name: a.copy() for name, a in optimizer.state.items()}
+        for name in ("m", "v"):
+            optimizer.state[name] = make(reference[name])
+        net.fit(X, y, epochs=2, batch_size=8, shuffle=False)
+        for name in ("m", "v"):
+            state = optimizer.state[name]
+            assert state.dtype == net.dtype and state.flags.aligned and state.flags.c_contiguous
+            assert state.flags.writeable
+        results.append((net.parameters().copy(), optimizer.state["m"].copy()))
+    tolerance = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=tolerance, atol=tolerance)
+
+
+def _read_only(array):
+    array = array.copy()
+    array.setflags(write=False)
+    return array

@@ -86,6 +86,38 @@ def test_json_reports_memory_and_goals(smoke_run):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
 
 
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_data_folder_that_cannot_be_read_is_an_error(folder, tmp_path):
+    # It used to fall back to synthetic data silently, timing something else than asked.
+    path = tmp_path / folder
+    if folder == "empty":
+        path.mkdir()
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1", "--peers", "numpy",
+                           "--workloads", "W3", "--no-memory", "--no-plot", "--data", str(path),
+                           "--out", str(tmp_path / "out.json")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"--data {path}" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_json_holds_the_estimator_rows(smoke_run):
+    """E1–E4 (issue 10): both libraries' MLPClassifier fitted on the same data; the same final loss."""
+    results, stdout, _ = smoke_run
+    if not _installed("sklearn"):
+        assert "E" not in results["workloads"]
+        return
+    rows = results["workloads"]["E"]["rows"]
+    assert list(rows) == ["E1", "E2", "E3", "E4"]
+    for row in rows.values():
+        assert set(row["seconds"]) == {"backprop", "sklearn"}
+        assert row["speedup"] == row["seconds"]["sklearn"] / row["seconds"]["backprop"]
+        assert row["n_iter"]["backprop"] == row["n_iter"]["sklearn"] == row["epochs"]
+        assert abs(row["loss"]["backprop"] - row["loss"]["sklearn"]) <= 1e-4 * abs(row["loss"]["sklearn"])
+    assert {"E1", "E2", "E3", "E4"} <= {goal["id"] for goal in results["goals"]}
+    assert "E1–E4" in stdout
+
+
 def test_json_holds_the_data_parallel_row(smoke_run):
     results, stdout, _ = smoke_run
     row = results["workloads"]["MPI"]

@@ -364,7 +364,7 @@ def test_progress_bar_kinds(monkeypatch):
         progress_bar(10, kind="fancy")
     monkeypatch.setitem(sys.modules, "tqdm", None)
     assert isinstance(progress_bar(10, file=Terminal()), PlainProgressBar)  # auto, no tqdm
-    with pytest.raises(ModuleNotFoundError, match=r"backprop\[progress\]"):
+    with pytest.raises(ModuleNotFoundError, match=r"backprop-mlp\[progress\]"):
         progress_bar(10, kind="tqdm")
 
 

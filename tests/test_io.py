@@ -10,7 +10,10 @@ import os
 import pickle
 import re
 import struct
+import subprocess
+import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ import backprop as bp
 
 SIZES = [4, 5, 3]
 N = 16
-LOSSES = ["cross_entropy", "mse", "binary_cross_entropy"]
+LOSSES = ["cross_entropy", "mse", "binary_cross_entropy", "poisson"]
 DTYPES = ["float32", "float64"]
 HEADER_KEYS = ["format", "format_version", "sizes", "activation", "output", "loss", "init", "init_std",
                "dtype", "backend", "seed", "rng_state"]
@@ -441,3 +444,200 @@ def test_a_tampered_copy_of_a_good_file_loads_after_reverting(backend, tmp_path)
     path = tampered(backend, tmp_path, lambda header, arrays: None)
     loaded = bp.load(path)
     assert (loaded.loss, loaded.activations, loaded.init, loaded.seed) == ("mse", ("tanh", "sigmoid"), "normal", 3)
+
+
+# -- hostile archives: memory stays bounded -----------------------------------------------
+HUGE = 256 << 20  # bytes a hostile member declares; the model itself is a few hundred bytes
+
+
+def _zeros_npy(shape, dtype="<f8", nbytes=HUGE):
+    """A writer of an .npy member declaring `shape` with `nbytes` of zeros after its header."""
+    def write(member):
+        np.lib.format.write_array_header_1_0(member, {"descr": dtype, "fortran_order": False, "shape": shape})
+        chunk = bytes(1 << 20)
+        for _ in range(nbytes >> 20):
+            member.write(chunk)
+    return write
+
+
+def _bomb_files(tmp_path):
+    """Small files that make a loader that decompresses first read HUGE bytes."""
+    _, source = saved("numpy", tmp_path, name="source.npz", dtype="float64")
+    files = {}
+
+    def make(label, **kwargs):
+        path = tmp_path / f"{label}.npz"
+        with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED,
+                                                               compresslevel=1) as new:
+            for info in old.infolist():
+                if info.filename not in kwargs.get("replace", {}):
+                    new.writestr(info.filename, old.read(info))
+            for name, write in [*kwargs.get("replace", {}).items(), *kwargs.get("extra", [])]:
+                with new.open(name, "w", force_zip64=True) as member:
+                    write(member)
+        files[label] = path
+
+    make("extra-member", extra=[("junk.npy", _zeros_npy((HUGE // 8,)))])
+    make("W0-claims-huge", replace={"W0.npy": _zeros_npy((HUGE // 8 // SIZES[0], SIZES[0]))})
+    make("b1-right-shape-long-body", replace={"b1.npy": _zeros_npy((SIZES[2],))})
+    make("header-huge", replace={"header.npy": _zeros_npy((), dtype=f"<U{HUGE // 4}")})
+    return files
+
+
+BOUNDED_LOAD = """
+import json, resource, sys
+import backprop as bp
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+errors = {}
+for path in sys.argv[1:]:
+    try:
+        bp.load(path)
+    except ValueError as error:
+        errors[path] = str(error)
+grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+print(json.dumps({"grew_kib": grew, "errors": errors}))
+"""
+
+
+def test_hostile_archives_are_refused_within_bounded_memory(tmp_path):
+    files = _bomb_files(tmp_path)
+    assert all(path.stat().st_size < 4 << 20 for path in files.values())  # small files ...
+    script = tmp_path / "bounded_load.py"
+    script.write_text(BOUNDED_LOAD)
+    out = subprocess.run([sys.executable, str(script), *map(str, files.values())], capture_output=True,
+                         text=True, timeout=300, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    for path in files.values():  # ... each refused, naming the file
+        assert str(path) in report["errors"][str(path)]
+    assert report["grew_kib"] < (32 << 10), report  # ... without reading what they declare (256 MiB each)
+
+
+def _zip_with(tmp_path, members, compression=zipfile.ZIP_STORED):
+    """A copy of a valid model file whose members are rewritten by members(list of (name, bytes))."""
+    _, source = saved("numpy", tmp_path, name="source.npz", dtype="float64")
+    with zipfile.ZipFile(source) as archive:
+        entries = members([(info.filename, archive.read(info)) for info in archive.infolist()])
+    path = tmp_path / "model.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about duplicate names
+        with zipfile.ZipFile(path, "w", compression) as archive:
+            for name, data in entries:
+                archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("members, compression", [
+    (lambda entries: entries + [entries[1]], zipfile.ZIP_STORED),
+    (lambda entries: entries + [("notes.txt", b"hello")], zipfile.ZIP_STORED),
+    (lambda entries: [(name[:-4] if name == "W0.npy" else name, data) for name, data in entries],
+     zipfile.ZIP_STORED),
+    (lambda entries: entries, zipfile.ZIP_BZIP2),
+    (lambda entries: entries, zipfile.ZIP_LZMA),
+], ids=["duplicate-member", "extra-text-member", "member-without-npy-suffix", "bzip2", "lzma"])
+def test_archives_np_savez_never_writes_are_refused(members, compression, tmp_path):
+    path = _zip_with(tmp_path, members, compression)
+    with pytest.raises(ValueError, match=invalid(path)):
+        bp.load(path)
+
+
+def test_deflated_model_files_load(tmp_path):
+    # np.savez_compressed's files are model files too.
+    path = _zip_with(tmp_path, lambda entries: entries, zipfile.ZIP_DEFLATED)
+    net = bp.load(path)
+    assert_same_weights(net, bp.load(tmp_path / "source.npz"))
+
+
+def test_stored_member_larger_than_the_file_is_refused(tmp_path):
+    # The central directory says W0 holds 2**40 stored bytes in a file of a few hundred.
+    _, path = saved("numpy", tmp_path, dtype="float64")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("W0.npy")
+    at = data.find(b"PK\x01\x02")  # the central directory's entries
+    while data[at + 46:at + 46 + len(info.filename)] != info.filename.encode():
+        at = data.find(b"PK\x01\x02", at + 4)
+    data[at + 20:at + 28] = struct.pack("<II", 2**31, 2**31)  # compressed and uncompressed sizes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=invalid(path) + ".*W0"):
+        bp.load(path)
+
+
+# -- paths, links, and temporaries left by killed writers -----------------------------------
+def test_bytes_and_pathlike_paths(backend, tmp_path):
+    net, X, _ = trained(backend)
+    path = os.fsencode(tmp_path / "model.npz")
+    net.save(path)
+    np.testing.assert_array_equal(bp.load(path).forward(X), net.forward(X))
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, got int"):
+        net.save(3)
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, got NoneType"):
+        bp.load(None)
+
+
+def test_save_writes_through_a_symbolic_link(backend, tmp_path):
+    net, X, _ = trained(backend)
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "v1.npz"
+    bp.Network(SIZES, backend=backend).save(target)
+    link = tmp_path / "current.npz"
+    link.symlink_to(target)
+    net.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(bp.load(target).forward(X), net.forward(X))
+    dangling = tmp_path / "next.npz"
+    dangling.symlink_to(tmp_path / "models" / "v2.npz")
+    net.save(dangling)  # like open(): creates the target
+    assert dangling.is_symlink() and (tmp_path / "models" / "v2.npz").is_file()
+
+
+INTERRUPTED_SAVE = """
+import os, signal, sys, time
+import numpy as np
+import backprop as bp
+
+def half_a_save(file, **arrays):
+    file.write(b"PK half a model")
+    file.flush()
+    if sys.argv[2] == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    print("writing", flush=True)
+    time.sleep(300)
+
+np.savez = half_a_save
+bp.Network([4, 3], backend="numpy").save(sys.argv[1])
+"""
+
+
+def _temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def test_save_removes_temporaries_of_killed_writers_only(tmp_path):
+    script = tmp_path / "interrupted_save.py"
+    script.write_text(INTERRUPTED_SAVE)
+    models = tmp_path / "models"
+    models.mkdir()
+    path = models / "model.npz"
+    writing = subprocess.Popen([sys.executable, str(script), str(path), "writing"], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert writing.stdout.readline().strip().endswith("writing")
+        live = _temporaries(models)
+        assert len(live) == 1
+        for _ in range(2):  # each killed writer's save removes the previous one's temporary
+            killed = subprocess.run([sys.executable, str(script), str(path), "killed"], timeout=120)
+            assert killed.returncode == -9
+            assert len(_temporaries(models)) == 2 and live[0] in _temporaries(models)
+        other_host = models / ".backprop-999999999-00000000-abcdefgh.npz.tmp"  # a dead PID, but another host's
+        other_host.write_bytes(b"PK")
+        unrelated = models / "notes.npz.tmp"
+        unrelated.write_bytes(b"mine")
+
+        net = bp.Network([4, 3], backend="numpy", seed=1)
+        net.save(path)
+        assert _temporaries(models) == sorted([*live, other_host.name, unrelated.name])
+        np.testing.assert_array_equal(bp.load(path).layers[0].W, net.layers[0].W)
+    finally:
+        writing.kill()
+        writing.wait()
+        writing.stdout.close()

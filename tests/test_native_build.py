@@ -21,7 +21,7 @@ X, y = rng.normal(size=(300, 20)), rng.integers(0, 4, 300)
 nets = [bp.Network([20, 16, 4], dtype="float64", backend=b, seed=0) for b in ("native", "numpy")]
 for net in nets:
     net.fit(X, y, epochs=2, batch_size=16, optimizer=bp.Adam(lr=0.01))
-print(json.dumps({"isa": bp.build_info()["isa"], "gap": float(max(
+print(json.dumps({"isa": bp.build_info()["isa"], "simd": bp.build_info()["simd"], "gap": float(max(
     np.abs(a.W - b.W).max() for a, b in zip(nets[0].layers, nets[1].layers)))}))
 """
 
@@ -43,6 +43,11 @@ def test_each_level_computes_the_same(level, supported_levels):
     result = json.loads(out.stdout)
     assert result["isa"] == level
     assert result["gap"] < 1e-10
+    # What `backprop info` prints: the instruction sets of this level, AVX2 and FMA included.
+    simd = result["simd"].split(", ")
+    expected = {"baseline": ["SSE2"], "avx2": ["AVX2", "FMA", "AVX"], "avx512": ["AVX512", "AVX2", "FMA"]}[level]
+    assert set(expected) <= set(simd), simd
+    assert ("AVX512" in simd) == (level == "avx512") and ("AVX" in simd) == (level != "baseline")
 
 
 def test_best_level_is_default(supported_levels):
@@ -51,12 +56,23 @@ def test_best_level_is_default(supported_levels):
     assert bp.build_info()["isa"] == supported_levels[-1]
 
 
-def test_unknown_level_is_refused():
+def test_unknown_level_is_refused(supported_levels):
     env = dict(os.environ, BACKPROP_ISA="sse9")
     code = "import warnings, backprop as bp\nwith warnings.catch_warnings(record=True) as w:\n" \
            "    warnings.simplefilter('always')\n    print(bp.Network([2, 2]).backend, w[0].message)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.startswith("numpy") and "BACKPROP_ISA" in out.stdout
+    # Reinstalling cannot help: the advice is to unset the variable.
+    assert "Unset BACKPROP_ISA" in out.stdout and "Reinstall" not in out.stdout
+
+
+def test_level_the_cpu_lacks_is_refused_with_the_right_advice(supported_levels, monkeypatch):
+    # A level this CPU cannot run: one beyond every level it supports.
+    monkeypatch.setattr(_core, "LEVELS", (*_core.LEVELS, "avx10"))
+    monkeypatch.setenv("BACKPROP_ISA", "avx10")
+    with pytest.raises(ImportError, match="BACKPROP_ISA=avx10 but this CPU supports only") as error:
+        _core._load()
+    assert error.value.advice.startswith("Unset BACKPROP_ISA")
 
 
 def test_build_info_fields():
@@ -156,3 +172,61 @@ def test_core_reads_read_only_parameters():
 def test_core_refuses_sizes_whose_parameter_count_overflows():
     with pytest.raises(ValueError, match="overflows"):
         _core.Model([1, 2**61, 6], ["relu", "softmax"], "cross_entropy")
+
+
+def _misaligned(array):
+    raw = np.zeros(array.nbytes + 1, np.uint8)
+    out = raw[1:].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def _train_epoch_arguments(model, dtype=np.float64):
+    """Arguments of a valid Adam train_epoch call on 6 samples, by name."""
+    config = _core.OptimizerConfig()
+    config.kind = _core.OptimizerKind.adam
+    n = model.n_params
+    return {"params": np.zeros(n, dtype), "X": np.ones((6, 4), dtype), "labels": np.arange(6) % 3,
+            "targets": None, "weights": None, "order": np.arange(6), "batch_size": 2, "config": config,
+            "first": np.zeros(n, dtype), "second": np.zeros(n, dtype), "step": np.zeros(1, np.int64),
+            "record_grad_norms": False}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["params", "X", "first", "second", "labels", "order", "step", "weights"])
+def test_core_refuses_misaligned_buffers(name, dtype):
+    """Eigen and the core load elements through typed pointers: a buffer at an
+    address that is no multiple of the element size is refused by name."""
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    arguments = _train_epoch_arguments(model, dtype)
+    model.train_epoch(**arguments)  # valid as given
+    arguments = _train_epoch_arguments(model, dtype)
+    arguments[name] = _misaligned(np.ones(6) if name == "weights" else arguments[name])
+    with pytest.raises(ValueError, match=rf"^{name} must be aligned to \d bytes"):
+        model.train_epoch(**arguments)
+    if name in ("params", "X"):
+        other = {"params": np.zeros(model.n_params, dtype), "X": np.ones((6, 4), dtype)}
+        other[name] = _misaligned(other[name])
+        with pytest.raises(ValueError, match=rf"^{name} must be aligned"):
+            model.forward(other["params"], other["X"])
+        with pytest.raises(ValueError, match=rf"^{name} must be aligned"):
+            model.gradients(other["params"], other["X"], np.arange(6) % 3)
+
+
+def test_core_refuses_steps_that_would_overflow_its_counter():
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    for start, allowed in [(2**63 - 1, False), (2**63 - 4, False), (2**63 - 5, True)]:
+        arguments = _train_epoch_arguments(model)  # 3 steps of 2 samples
+        arguments["step"][0] = start
+        if allowed:
+            model.train_epoch(**arguments)
+            assert arguments["step"][0] == start + 3
+        else:
+            with pytest.raises(ValueError, match="3 more step"):
+                model.train_epoch(**arguments)
+            assert arguments["step"][0] == start and not arguments["params"].any()
+    arguments = _train_epoch_arguments(model)
+    arguments["step"][0] = 2**63 - 2
+    with pytest.raises(ValueError, match="1 more step"):
+        model.optimizer_step(arguments["params"], np.ones(model.n_params), arguments["config"],
+                             arguments["first"], arguments["second"], arguments["step"], 1.0)

@@ -93,3 +93,54 @@ def test_state_carries_over_between_fits_and_resets_for_another_network(backend)
     other = bp.Network([4, 3], dtype="float64", backend=backend, seed=0)
     other.fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer=adam)
     assert adam.step_count == 1  # fresh state for a different network
+
+
+# -- the step counter -----------------------------------------------------------------------
+@pytest.mark.parametrize("value, exc, match", [
+    (-5, ValueError, r"optimizer.step_count must be >= 0, got -5"),
+    (2**63 - 1, ValueError, r"optimizer.step_count must be at most 9223372036854775806"),
+    (2**64, ValueError, r"optimizer.step_count must be at most"),
+    (1.5, TypeError, r"optimizer.step_count must be an integer, got float"),
+    (True, TypeError, r"optimizer.step_count must be an integer, got bool"),
+    ("3", TypeError, r"optimizer.step_count must be an integer, got str"),
+])
+def test_step_count_is_checked_when_assigned(value, exc, match):
+    for optimizer in (bp.SGD(lr=0.1), bp.Adam()):
+        optimizer.step_count = 4
+        with pytest.raises(exc, match=match):
+            optimizer.step_count = value
+        assert optimizer.step_count == 4
+        optimizer.step_count = np.int64(7)
+        assert optimizer.step_count == 7
+
+
+@pytest.mark.parametrize("make", [lambda: bp.Adam(), lambda: bp.SGD(lr=0.1, momentum=0.9)],
+                         ids=["adam", "sgd-momentum"])
+@pytest.mark.parametrize("entry", ["fit", "train_on_batch", "apply_gradients"])
+def test_steps_past_the_largest_step_count_are_refused_alike(make, entry):
+    """Both backends refuse, with one message and before any step, what would
+    overflow the core's signed 64-bit counter."""
+    X, y = make_data("cross_entropy", 20, 4, 3)
+    messages = set()
+    for backend in ("numpy", "native"):
+        net = bp.Network([4, 5, 3], dtype="float64", backend=backend, seed=0)
+        optimizer = make()
+        net.fit(X, y, epochs=1, batch_size=10, optimizer=optimizer)
+        before = flat((l.W, l.b) for l in net.layers)
+        state = {name: a.copy() for name, a in optimizer.state.items()}
+        optimizer.step_count = bp.optim.MAX_STEP_COUNT - (1 if entry == "fit" else 0)  # fit takes 2 steps
+        with pytest.raises(ValueError, match=r"optimizer.step_count is 92233720368547758\d\d: \d more step") as error:
+            if entry == "fit":
+                net.fit(X, y, epochs=1, batch_size=10, optimizer=optimizer)
+            elif entry == "train_on_batch":
+                net.train_on_batch(X, y, optimizer=optimizer)
+            else:
+                net.apply_gradients(net.gradients(X, y, flat=True)[1], optimizer=optimizer)
+        messages.add(str(error.value))
+        np.testing.assert_array_equal(flat((l.W, l.b) for l in net.layers), before)
+        for name, value in state.items():
+            np.testing.assert_array_equal(optimizer.state[name], value)
+        optimizer.step_count = bp.optim.MAX_STEP_COUNT - 2
+        net.fit(X, y, epochs=1, batch_size=10, optimizer=optimizer)  # room for exactly two steps
+        assert optimizer.step_count == bp.optim.MAX_STEP_COUNT
+    assert len(messages) == 1

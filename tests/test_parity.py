@@ -20,6 +20,7 @@ NETWORKS = [  # (sizes, hidden activation, output, loss)
     ([6, 5, 2], "sigmoid", "identity", "mse"),
     ([6, 9, 4, 2], "leaky_relu", "tanh", "mse"),
     ([6, 3], "relu", "softmax", "cross_entropy"),
+    ([6, 8, 2], "tanh", "exp", "poisson"),
 ]
 DTYPES = ["float64", "float32"]
 
@@ -64,7 +65,7 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS[:3])
+@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS[:3] + NETWORKS[5:])
 def test_training_agrees(sizes, activation, output, loss, optimizer, dtype):
     reference, native = pair(sizes, activation, output, loss, dtype, seed=7)
     X, y = make_data(loss, 150, sizes[0], sizes[-1], seed=1)

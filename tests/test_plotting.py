@@ -118,7 +118,7 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch, call):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop\[plot\]"') as info:
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "backprop-mlp\[plot\]"') as info:
         hist.plot() if call == "history" else plotting.plot_grad_norms(hist)
     assert info.value.name == "matplotlib"
 
@@ -137,8 +137,29 @@ def test_gradient_norm_example_shows_vanishing_gradients(matplotlib, tmp_path, c
     assert "Saved" in capsys.readouterr().out
 
 
+def test_gradient_norm_example_writes_to_the_working_directory(matplotlib, tmp_path, monkeypatch, capsys):
+    # It used to overwrite the tracked docs/gradient_norms.png wherever it ran from.
+    tracked = REPO / "docs" / "gradient_norms.png"
+    before = tracked.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(REPO / "examples" / "gradient_norms.py"))["main"](["--epochs", "1"])
+    assert (tmp_path / "gradient_norms.png").read_bytes()[:4] == b"\x89PNG"
+    assert tracked.read_bytes() == before
+
+
 def test_readme_pictures_exist():
     readme = (REPO / "README.md").read_text()
     for name in ("docs/gradient_norms.png", "docs/learning_curves.png"):
         assert (REPO / name).is_file()
         assert name in readme
+
+
+def test_validation_every_other_epoch_is_drawn_at_its_epochs(matplotlib):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    hist = bp.Network([4, 5, 3], backend="numpy", seed=0).fit(X, y, epochs=4, validation_data=(X, y),
+                                                               validation_freq=2)
+    assert hist.epochs_of("val_loss") == [2, 4] and hist.epochs_of("loss") == [1, 2, 3, 4]
+    figure = hist.plot()
+    val_line = [line for line in figure.axes[0].get_lines() if line.get_label() == "validation"][0]
+    assert list(val_line.get_xdata()) == [2, 4]

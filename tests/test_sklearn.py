@@ -48,12 +48,19 @@ def one_thread():
 
 # -- scikit-learn's estimator checks -------------------------------------------------------------
 def _expected_failures(estimator):
+    failures = {}
+    if estimator.dtype == "float32":
+        # Weighted and repeated rows agree to float32 rounding (~3e-7 relative); the checks ask
+        # for rtol 1e-7. The float64 instances pass them.
+        failures.update({check: "float32 arithmetic: agreement to ~3e-7, the check asks for 1e-7"
+                         for check in ("check_sample_weight_equivalence_on_dense_data",
+                                       "check_sample_weight_equivalence_on_sparse_data")})
     if isinstance(estimator, MLPRegressor) and estimator.dtype == "float32":
         # check_regressor_multioutput demands float64 predictions; dtype='float32' asks for
         # float32 computation and predictions, so that instance returns float32 by design. The
         # default (dtype=None) returns float64 for float64 X and passes.
-        return {"check_regressor_multioutput": "dtype='float32' predicts in float32 on purpose"}
-    return {}
+        failures["check_regressor_multioutput"] = "dtype='float32' predicts in float32 on purpose"
+    return failures
 
 
 # max_iter is kept small so that the ~60 checks per instance run in about a second; the
@@ -168,10 +175,25 @@ def test_epochs_from_hand_set_weights_match_sklearn(task, settings):
                                else theirs.predict(X), rtol=1e-9, atol=1e-12)
 
 
+def _sklearn_early_stopping_takes_string_labels():
+    # scikit-learn 1.6-1.8 (1.7 is the newest on Python 3.10) call np.isnan on the predicted labels
+    # when scoring for early stopping, a TypeError for string labels (scikit-learn issue 33760).
+    X = np.arange(20.0).reshape(10, 2)
+    try:
+        sk_nn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, early_stopping=True, validation_fraction=0.3,
+                            random_state=0).fit(X, np.array(["a", "b"] * 5))
+    except TypeError:
+        return False
+    return True
+
+
 @no_convergence_warning
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_same_random_state_same_training_as_sklearn(task):
     """Initial weights, shuffling and the early-stopping split come from the same random draws."""
+    if task == "multiclass" and not _sklearn_early_stopping_takes_string_labels():
+        pytest.skip(f"scikit-learn {sklearn.__version__} itself fails on early stopping with string labels "
+                    "(its issue 33760): nothing to compare with")
     ours_class, their_class = _classes(task)
     X, y = _data(task, n=120)
     params = dict(hidden_layer_sizes=(10,), solver="adam", learning_rate_init=0.01, max_iter=15,
@@ -430,17 +452,23 @@ BAD_PARAMETERS = [
 @pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
 @pytest.mark.parametrize("name, value", BAD_PARAMETERS)
 def test_bad_hyper_parameters_raise_at_fit_naming_them(estimator_class, name, value):
-    X, y = _data("multiclass" if estimator_class is MLPClassifier else "regression", n=20)
+    """Declared with scikit-learn's _parameter_constraints: the same error and message as scikit-learn's."""
+    task = "multiclass" if estimator_class is MLPClassifier else "regression"
+    X, y = _data(task, n=20)
     est = estimator_class(**{name: value})  # like scikit-learn, the constructor accepts anything
-    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+    with pytest.raises(ValueError, match=rf"\b{name}\b") as ours:
         est.fit(X, y)
     assert not hasattr(est, "coefs_")
+    if name in ("dtype", "backend") or value == [2.5]:
+        return  # backprop's own parameters; scikit-learn fails on [2.5] with a TypeError from NumPy
+    with pytest.raises(ValueError) as theirs:
+        _classes(task)[1](**{name: value}).fit(X, y)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
 
 
 @pytest.mark.parametrize("params, match", [
     (dict(solver="sgd", momentum=1.0), "'momentum' parameter.*not supported"),
-    (dict(loss="poisson"), "'loss' parameter.*'poisson' is not supported"),
-    (dict(loss="huber"), "'loss' parameter"),
+    (dict(loss="huber"), "'loss' parameter.*'poisson', 'squared_error'"),
 ])
 def test_unsupported_settings_raise(params, match):
     X, y = _data("regression", n=20)
@@ -479,10 +507,23 @@ def test_bad_input():
         MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(*_data("regression", n=30))
 
 
-def test_divergence_raises_value_error():
-    X, y = _data("regression", n=50)
-    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, momentum=0.0,
-                       max_iter=50, random_state=0)
-    with pytest.raises(ValueError, match="non-finite"):
-        reg.fit(X, y * 1e8)
-    assert all(np.all(np.isfinite(c)) for c in reg.coefs_)  # the last finite weights
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_strings_are_refused_at_predict_as_scikit_learn_does(task):
+    """scikit-learn's fit converts numeric strings but its predict, predict_proba
+    and score refuse them; so do ours, with the same message."""
+    X, y = _data(task, n=30)
+    outcomes = []
+    for module in (sk_nn, bp.sklearn):
+        estimator_class = module.MLPClassifier if task == "multiclass" else module.MLPRegressor
+        with pytest.warns(ConvergenceWarning):
+            model = estimator_class(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X.astype(str), y)
+        methods = ["predict", "score"] + (["predict_proba"] if task == "multiclass" else [])
+        for method in methods:
+            arguments = (X.astype(str), y) if method == "score" else (X.astype(str),)
+            with pytest.raises(ValueError, match="dtype='numeric' is not compatible with arrays of bytes/strings") as error:
+                getattr(model, method)(*arguments)
+            outcomes.append((method, str(error.value)))
+        assert model.predict(X.astype(np.float32)).shape[0] == len(X)  # numbers of any dtype are fine
+        assert model.predict(X.astype(np.int64)).shape[0] == len(X)
+    half = len(outcomes) // 2
+    assert outcomes[:half] == outcomes[half:]

@@ -27,9 +27,9 @@ import pytest
 
 import backprop as bp
 
-from conftest import make_data
+from conftest import TORCH_MISSING, make_data
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 nn = torch.nn
 F = torch.nn.functional
 

@@ -44,12 +44,21 @@ inline std::atomic<int>& thread_limit() {
   return limit;
 }
 
-// Set in a child process after fork(): GNU OpenMP's thread pool does not
-// survive a fork, and a child that opens a parallel region after its parent
-// did can hang. Children therefore train on one thread.
+// Set in a child process after fork() when the parent had opened a parallel
+// region: GNU OpenMP's thread pool does not survive a fork, and a child that
+// opens a parallel region after its parent did can hang. Such children train
+// on one thread; children of a process that never did (a forkserver that only
+// imported the core) keep them all.
 inline std::atomic<bool>& forked_child() {
   static std::atomic<bool> forked{false};
   return forked;
+}
+
+// Whether this process (or the parent it was forked from) has opened a
+// parallel region, i.e. whether GNU OpenMP's thread pool may exist.
+inline std::atomic<bool>& opened_parallel_region() {
+  static std::atomic<bool> opened{false};
+  return opened;
 }
 
 // The largest team the core may use: OpenMP's limit for the calling thread
@@ -81,6 +90,7 @@ template <class F>
 void run_team(int size, F&& f) {
 #ifdef _OPENMP
   if (size > 1) {
+    opened_parallel_region().store(true, std::memory_order_relaxed);
 #pragma omp parallel num_threads(size)
     {
       Team team{omp_get_thread_num(), omp_get_num_threads()};

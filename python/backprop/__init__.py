@@ -9,10 +9,9 @@ reference implementation (``backend="numpy"``) that computes the same thing.
 """
 
 from . import callbacks, distributed
-from ._serialization import load
 from ._threads import get_num_threads, set_num_threads
 from .history import History
-from .network import Dense, Network
+from .network import Dense, Network, load
 from .optim import SGD, Adam, Optimizer
 
 __version__ = "0.1.0"

@@ -15,6 +15,13 @@ import os
 LEVELS = ("baseline", "avx2", "avx512")  # worst to best
 
 
+def _forced_level_error(message):
+    # Reinstalling cannot help here: the caller's warning gives this advice instead.
+    error = ImportError(message)
+    error.advice = "Unset BACKPROP_ISA to use the best level this CPU supports."
+    return error
+
+
 def _load():
     try:
         return importlib.import_module("backprop._core_native")
@@ -29,9 +36,9 @@ def _load():
     forced = os.environ.get("BACKPROP_ISA", "").strip().lower()
     if forced:
         if forced not in LEVELS:
-            raise ImportError(f"BACKPROP_ISA must be one of {', '.join(LEVELS)}, got {forced!r}")
+            raise _forced_level_error(f"BACKPROP_ISA must be one of {', '.join(LEVELS)}, got {forced!r}")
         if forced not in supported:
-            raise ImportError(f"BACKPROP_ISA={forced} but this CPU supports only {', '.join(supported)}")
+            raise _forced_level_error(f"BACKPROP_ISA={forced} but this CPU supports only {', '.join(supported)}")
         supported = supported[:supported.index(forced) + 1]
     for level in reversed(supported):
         try:

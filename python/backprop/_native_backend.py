@@ -63,6 +63,7 @@ class NativeBackend:
     def train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
                     record_grad_norms):
         """One pass over the rows in `order`; see NumpyBackend.train_epoch."""
+        optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step, as NumPy's
         first, second = (None if name is None else state[name] for name in optimizer._state_slots)
         return self.model.train_epoch(
             params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype), _weights(weights),
@@ -71,6 +72,7 @@ class NativeBackend:
 
     def optimizer_step(self, params, grads, optimizer, state, batch_weight):
         """One step with the given flat gradient; False (nothing changed) when not finite."""
+        optimizer._check_room(1)
         first, second = (None if name is None else state[name] for name in optimizer._state_slots)
         return self.model.optimizer_step(params, grads, _config(optimizer), first, second, optimizer._step,
                                          float(batch_weight))

@@ -30,6 +30,7 @@ ACTIVATIONS = {
     "relu": lambda z: np.maximum(z, 0),
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_RELU_SLOPE * z),
     "softmax": _softmax,
+    "exp": np.exp,  # output only, with poisson; overflow to inf is reported like the core's
 }
 
 # σ'(z) expressed through a = σ(z): the forward pass keeps only activations.
@@ -64,7 +65,7 @@ class NumpyBackend:
         """Activations of every layer, [X, A1, ..., A_L].
 
         With `logits_out` the last is Z_L for the losses that read logits
-        (cross_entropy, binary_cross_entropy).
+        (all but mse).
         """
         logits_out = logits_out and self.loss != "mse"
         acts = [X]
@@ -88,7 +89,7 @@ class NumpyBackend:
     def _output_loss(self, out, Y, labels):
         """(per-sample losses, per-sample right classifications, ∂L/∂z_L per sample) from the output layer.
 
-        `out` is Z_L for cross_entropy and binary_cross_entropy, else A_L.
+        `out` is Z_L for cross_entropy, binary_cross_entropy and poisson, else A_L.
         """
         if self.loss == "cross_entropy":
             z_max = out.max(axis=1, keepdims=True)
@@ -105,6 +106,13 @@ class NumpyBackend:
             a = _sigmoid(out)
             right = np.count_nonzero((a > 0.5) == (Y > 0.5), axis=1).astype(np.float64)  # as Network.predict
             return np.sum(terms, axis=1, dtype=np.float64), right, a - Y
+        if self.loss == "poisson":
+            # Σ_k xlogy(y, y/a) − y + a with a = exp(z), xlogy(y, y/a) = y·(log y − z) (0 where y = 0)
+            a = np.exp(out)
+            positive = Y > 0
+            y_log_ratio = np.where(positive, Y * (np.log(np.where(positive, Y, 1)) - out), 0)
+            losses = np.sum(y_log_ratio - Y + a, axis=1, dtype=np.float64)
+            return losses, np.zeros(out.shape[0]), a - Y
         diff = out - Y  # mse
         losses = 0.5 * np.sum(diff * diff, axis=1, dtype=np.float64)
         return losses, np.zeros(out.shape[0]), diff * DERIVATIVES[self.activations[-1]](out)
@@ -156,6 +164,7 @@ class NumpyBackend:
         return loss_sum / weight_sum, grads, right_sum / weight_sum
 
     # -- training -----------------------------------------------------------
+    @np.errstate(all="ignore")
     def optimizer_step(self, params, grads, optimizer, state, batch_weight):
         """One update of `params` and `state`, applied in place only if it is finite.
 
@@ -163,6 +172,7 @@ class NumpyBackend:
         'sklearn' convention divides the weight decay by it. Returns False
         (changing nothing) when the new parameters or state would hold NaN or inf.
         """
+        optimizer._check_room(1)
         step = optimizer.step_count + 1
         dt = self.dtype.type
         sklearn = optimizer.convention == "sklearn"
@@ -205,6 +215,7 @@ class NumpyBackend:
         penalty_sum (Σ ‖W‖²·B/Σ_batch w before each step, with the 'sklearn'
         convention). Overflow is reported by status, not warnings.
         """
+        optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step
         with np.errstate(all="ignore"):
             return self._train_epoch(params, X, labels, targets, weights, order, batch_size, optimizer,
                                      state, record_grad_norms)

@@ -5,45 +5,124 @@ Layout of a file (format version 1):
            arguments (sizes, activation, output, loss, init, init_std, dtype,
            backend, seed) and the state of the network's random generator
   W0, b0, W1, b1, ...   the parameters, (n_out, n_in) and (n_out,)
-Files are read with allow_pickle=False and written atomically.
+
+Files are written atomically: into a temporary file beside the target, renamed
+over it when complete. Reading trusts nothing the archive declares: the JSON
+header is read first (at most MAX_HEADER_CHARS), then every member's name, and
+each .npy header's shape and dtype and the zip entry's size, are checked
+against what the header implies before any array is decompressed. Nothing is
+unpickled, and a hostile file costs at most about the memory of the model it
+declares.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
+import re
+import socket
 import tempfile
+import zipfile
 
 import numpy as np
-
-from ._npz import read_npz
 
 FORMAT = "backprop.Network"
 FORMAT_VERSION = 1
 HEADER_KEYS = ("sizes", "activation", "output", "loss", "init", "init_std", "dtype", "backend", "seed",
                "rng_state")
+# A header holds a few hundred characters (more with long per-layer lists).
+MAX_HEADER_CHARS = 1 << 20
+
+# Temporary files are named .backprop-<pid>-<host>-<random>.npz.tmp after their
+# writer, so that a later save can tell those of writers that were killed.
+_TEMP_NAME = re.compile(r"\.backprop-(\d+)-([0-9a-f]{8})-[^.]+\.[a-z]+\.tmp\Z")
+
+
+def _as_path(path):
+    """`path` (str, bytes or os.PathLike) as a str."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got {type(path).__name__}") from None
 
 
 def save(network, path):
-    """Write `network` to `path` (an .npz file): temp file in the same folder, then rename."""
-    path = os.fspath(path)
+    """Write `network` to `path` (an .npz file): temp file in the same folder, then rename.
+
+    A symbolic link at `path` is followed: its target is replaced, the link
+    stays (as np.savez or open() would write through it). Temporary files that
+    earlier saves into the folder left behind when their process was killed
+    are removed.
+    """
+    path = os.path.realpath(_as_path(path))
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **network._config(),
-              "rng_state": network._rng.bit_generator.state}
+              "rng_state": network.rng.bit_generator.state}
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(network.layers):
         arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temp_path = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
+    write_atomically(path, lambda file: np.savez(file, **arrays), suffix=".npz.tmp")
+
+
+def write_atomically(path, write, suffix):
+    """Call write(file) on a temporary file beside `path` (a real path), then rename it over `path`.
+
+    A failure (or Ctrl-C) at any point leaves `path` as it was and no temporary
+    file. The temporary's name carries this process's PID and host, so that a
+    later write into the folder removes what a killed writer left behind.
+    """
+    path = os.path.realpath(_as_path(path))
+    folder = os.path.dirname(path)
+    _remove_stale_temporaries(folder)
+    descriptor, temp_path = tempfile.mkstemp(prefix=f".backprop-{os.getpid()}-{_host_tag()}-", suffix=suffix,
+                                             dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as file:
             os.fchmod(file.fileno(), _new_file_mode(path))  # mkstemp makes it 0600
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, path)
     except BaseException:
         os.unlink(temp_path)
         raise
+
+
+def _host_tag():
+    """8 hex digits naming this host: PIDs only mean something on their own host."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _writer_alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # someone else's process, or a PID this OS cannot have
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder):
+    """Remove the temporary files of saves into `folder` whose writer is gone.
+
+    Only files written on this host by a process that no longer exists; never
+    a live writer's (a PID reused since only keeps a stale file a little longer).
+    """
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    host = _host_tag()
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match and match[2] == host and not _writer_alive(int(match[1])):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
 
 
 def _new_file_mode(path):
@@ -69,21 +148,110 @@ def _umask():
     return umask
 
 
+class _InvalidModelFile(ValueError):
+    """Raised by load for a file that is not a valid backprop model file."""
+
+
 def _invalid(path, why):
-    return ValueError(f"{path} is not a valid backprop model file: {why}")
+    return _InvalidModelFile(f"{path} is not a valid backprop model file: {why}")
 
 
-def _read(path):
-    """(header dict, {name: array}) from the file, or ValueError saying what is wrong."""
+@contextlib.contextmanager
+def _reading(path):
+    """Damage found by zipfile, zlib or numpy's .npy reader, as a ValueError naming `path`."""
     try:
-        arrays = read_npz(path)  # missing or unreadable paths raise OSError as usual
-    except ValueError as error:
+        yield
+    except _InvalidModelFile:
+        raise
+    except Exception as error:  # BadZipFile, zlib.error, EOFError, bad .npy headers, ...
         raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
-    if "header" not in arrays:
+
+
+def _members(path, archive):
+    """{array name: ZipInfo}: np.savez writes one NAME.npy member per array."""
+    members = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise _invalid(path, f"it holds {info.filename!r}, which is not an .npy array")
+        name = info.filename[:-4]
+        if name in members:
+            raise _invalid(path, f"it holds two members named {info.filename!r}")
+        members[name] = info
+    return members
+
+
+def _open_member(path, archive, name, info):
+    """A stream of member `info`: stored or deflated (zipfile bounds what deflate
+    produces per read; it does not for bzip2 and lzma, which np.savez never writes)."""
+    if info.flag_bits & 0x1:
+        raise _invalid(path, f"array {name} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _invalid(path, f"array {name} uses a compression method np.savez never writes")
+    return archive.open(info)
+
+
+def _npy_header(path, name, stream):
+    """(shape, fortran_order, dtype) from the .npy header at the start of `stream`."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise _invalid(path, f"array {name} is in .npy format version {version}, which is not supported")
+
+
+def _checked_member(path, archive, name, info, accept):
+    """The array of member `info` (array `name`) once accept(shape, dtype) has passed (it raises to refuse)
+    and the zip entry holds exactly the bytes the .npy header declares; nothing is
+    decompressed before that."""
+    with _reading(path), _open_member(path, archive, name, info) as stream:
+        shape, fortran_order, dtype = _npy_header(path, name, stream)
+        accept(shape, dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != stream.tell() + nbytes:
+            raise _invalid(path, f"array {name} holds {info.file_size - stream.tell()} bytes of data, "
+                                 f"its shape {shape} needs {nbytes}")
+        data = stream.read(nbytes)  # zipfile checks the CRC on reaching the end
+        if len(data) != nbytes:
+            raise _invalid(path, f"array {name} is truncated")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_stored_size(path, name, info, file_size):
+    """A stored (uncompressed) member must lie within the file: a small file that
+    declares a large array is refused before the network is allocated."""
+    if info.compress_type == zipfile.ZIP_STORED and (
+            info.compress_size != info.file_size or info.header_offset + info.compress_size > file_size):
+        raise _invalid(path, f"array {name} is truncated")
+
+
+def _accept_header(path):
+    def accept(shape, dtype):
+        if dtype.kind != "U" or shape != ():
+            raise _invalid(path, f"its header is not a JSON string (a {dtype} array of shape {shape})")
+        if dtype.itemsize // 4 > MAX_HEADER_CHARS:
+            raise _invalid(path, f"its header has {dtype.itemsize // 4} characters, more than "
+                                 f"{MAX_HEADER_CHARS}")
+    return accept
+
+
+def _accept_parameter(path, name, expected_shape, expected_dtype):
+    def accept(shape, dtype):
+        if shape != expected_shape:
+            raise _invalid(path, f"array {name} has shape {shape}, expected {expected_shape}")
+        if dtype != expected_dtype:
+            raise _invalid(path, f"array {name} has dtype {dtype}, expected {expected_dtype}")
+    return accept
+
+
+def _read_header(path, archive, members):
+    """The header dict, checked for format, version and keys."""
+    if "header" not in members:
         raise _invalid(path, "it has no 'header' entry")
+    text = _checked_member(path, archive, "header", members["header"], _accept_header(path))
     try:
-        header = json.loads(str(arrays.pop("header")[()]))
-    except (ValueError, TypeError, IndexError) as error:
+        header = json.loads(str(text[()]))
+    except (ValueError, TypeError) as error:
         raise _invalid(path, f"its header is not JSON ({error})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _invalid(path, f"its header does not name the format {FORMAT!r}")
@@ -94,65 +262,77 @@ def _read(path):
     missing = [key for key in HEADER_KEYS if key not in header]
     if missing:
         raise _invalid(path, f"its header lacks {', '.join(missing)}")
-    return header, arrays
+    return header
 
 
-def _check_arrays(path, sizes, arrays):
-    """The arrays must be W0, b0, ... with the shapes `sizes` implies (before building anything)."""
+def _expected_arrays(path, header):
+    """{name: shape} of the parameter arrays the header's sizes imply, and their dtype."""
+    sizes = header["sizes"]
     if not isinstance(sizes, list) or not all(type(n) is int and n > 0 for n in sizes) or len(sizes) < 2:
         raise _invalid(path, f"its header's sizes {sizes!r} are not a list of positive integers")
+    if header["dtype"] not in ("float32", "float64"):
+        raise _invalid(path, f"its header's dtype {header['dtype']!r} is not 'float32' or 'float64'")
     expected = {}
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         expected[f"W{l}"], expected[f"b{l}"] = (n_out, n_in), (n_out,)
-    if set(arrays) != set(expected):
-        raise _invalid(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
-    for name, shape in expected.items():
-        if arrays[name].shape != shape:
-            raise _invalid(path, f"array {name} has shape {arrays[name].shape}, expected {shape}")
+    return expected, np.dtype(header["dtype"])
 
 
-def load(path, backend=None):
-    """Read a network saved with Network.save.
+def load(path, network_class, backend=None):
+    """Read a network saved with Network.save, as a `network_class` (Network.load passes itself).
 
     Parameters
     ----------
-    path : str or os.PathLike
-    backend : 'native' or 'numpy', optional
+    path : str, bytes or os.PathLike
+    network_class : type
+    backend : 'native' or 'numpy', optional (checked by the caller)
         Overrides the backend recorded in the file.
 
     Raises
     ------
     ValueError
         When the file is truncated, is not an .npz archive, or its header or
-        arrays do not describe a valid network.
+        arrays do not describe a valid network. Arrays are checked against
+        the header before they are decompressed, so hostile files cost at
+        most the memory of the model they declare.
     """
-    from .network import BACKENDS, Network
-    from ._validation import check_choice
+    path = _as_path(path)
+    with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual
+        with _reading(path):
+            archive = zipfile.ZipFile(file)
+        with archive:
+            return _load(path, archive, os.fstat(file.fileno()).st_size, network_class, backend)
 
-    if backend is not None:
-        check_choice("backend", backend, BACKENDS)
-    path = os.fspath(path)
-    header, arrays = _read(path)
-    _check_arrays(path, header["sizes"], arrays)
+
+def _load(path, archive, file_size, network_class, backend):
+    members = _members(path, archive)
+    header = _read_header(path, archive, members)
+    expected, dtype = _expected_arrays(path, header)
+    del members["header"]
+    if set(members) != set(expected):
+        raise _invalid(path, f"it holds arrays {sorted(members)}, expected {sorted(expected)}")
+    for name, shape in expected.items():  # every declaration, before anything is allocated
+        _check_stored_size(path, name, members[name], file_size)
+        with _reading(path), _open_member(path, archive, name, members[name]) as stream:
+            found_shape, _, found_dtype = _npy_header(path, name, stream)
+        _accept_parameter(path, name, shape, dtype)(found_shape, found_dtype)
+
     config = {key: header[key] for key in HEADER_KEYS if key != "rng_state"}
     if backend is not None:
         config["backend"] = backend
     try:
-        network = Network(**config)
+        network = network_class(**config)
     except (TypeError, ValueError) as error:
         raise _invalid(path, f"its header describes no valid network ({error})") from None
-
-    for l, layer in enumerate(network.layers):
-        for name, target in ((f"W{l}", layer.W), (f"b{l}", layer.b)):
-            array = arrays[name]
-            if array.dtype != target.dtype:
-                raise _invalid(path, f"array {name} has dtype {array.dtype}, expected {target.dtype}")
-            if not np.isfinite(array).all():
-                raise _invalid(path, f"array {name} holds NaN or infinity")
     try:
-        network._rng.bit_generator.state = header["rng_state"]
+        network.rng.bit_generator.state = header["rng_state"]
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise _invalid(path, f"its random generator state is malformed ({error})") from None
-    for l, layer in enumerate(network.layers):
-        layer.W[...], layer.b[...] = arrays[f"W{l}"], arrays[f"b{l}"]
+    for l, layer in enumerate(network.layers):  # a new network: a refusal half-way leaves nothing behind
+        for name, target in ((f"W{l}", layer.W), (f"b{l}", layer.b)):
+            array = _checked_member(path, archive, name, members[name],
+                                    _accept_parameter(path, name, target.shape, dtype))
+            if not np.isfinite(array).all():
+                raise _invalid(path, f"array {name} holds NaN or infinity")
+            target[...] = array
     return network

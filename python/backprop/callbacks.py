@@ -319,6 +319,10 @@ class LearningRateScheduler(Callback):
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.batch_interval = 1 if self.per == "step" else None
 
+    @property
+    def _wants_batches(self):
+        return self.per == "step"
+
     def _set(self, index):
         optimizer = self.network.optimizer
         lr = self.schedule(index, optimizer.lr)

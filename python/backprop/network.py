@@ -7,11 +7,13 @@ both backends compute with.
 
 from __future__ import annotations
 
+import copy
 import warnings
 import weakref
 
 import numpy as np
 
+from . import _serialization
 from ._architecture import (HIDDEN_ACTIVATIONS, INITS, LOSSES, OUTPUT_ACTIVATIONS,  # noqa: F401 (re-exported)
                             check_hidden_activation, output_and_loss)
 from ._layout import Layout
@@ -44,9 +46,9 @@ def _make_backend(name, sizes, activations, loss, dtype):
         try:
             from ._native_backend import NativeBackend
         except ImportError as error:
+            advice = getattr(error, "advice", "Reinstall with `pip install .` to build it.")
             warnings.warn(f"backprop's compiled core could not be imported ({error}); "
-                          "using the NumPy backend instead. Reinstall with `pip install .` to build it.",
-                          RuntimeWarning, stacklevel=3)
+                          f"using the NumPy backend instead. {advice}", RuntimeWarning, stacklevel=3)
         else:
             return NativeBackend(sizes, activations, loss, dtype)
     from ._numpy_backend import NumpyBackend
@@ -114,12 +116,15 @@ class Network:
         'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'identity'.
     output : str, optional
         Output activation; with `loss` unset, 'softmax' implies cross_entropy,
-        'sigmoid' binary_cross_entropy and anything else mse. Default: the one
-        the loss is defined with (softmax, sigmoid, identity).
+        'sigmoid' binary_cross_entropy, 'exp' poisson and anything else mse.
+        Default: the one the loss is defined with (softmax, sigmoid, exp,
+        identity).
     loss : str, optional
         'cross_entropy' (softmax output, integer labels or probability rows),
-        'binary_cross_entropy' (sigmoid output, targets in [0, 1]) or 'mse'
-        (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
+        'binary_cross_entropy' (sigmoid output, targets in [0, 1]), 'poisson'
+        (exp output, targets >= 0: half the Poisson deviance
+        Σ_k y_k·log(y_k/a_k) − y_k + a_k, scikit-learn's poisson loss) or
+        'mse' (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
     init : str, optional
         'he' (N(0, 2/n_in)), 'xavier' (Glorot uniform, U(±√(6/(n_in+n_out))))
         or 'normal' (N(0, init_std²)). Default 'he' for relu-like hidden
@@ -303,7 +308,7 @@ class Network:
 
         Returns class labels (n_samples,) int64 for cross_entropy, 0/1 labels
         (n_samples, n_out) int64 for binary_cross_entropy (output > 0.5), and
-        the outputs (n_samples, n_out) for mse.
+        the outputs (n_samples, n_out) for mse and poisson.
         """
         out = self.forward(X)
         if self.loss == "cross_entropy":
@@ -375,6 +380,7 @@ class Network:
             raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
                             f"got {type(optimizer).__name__}")
         optimizer._check()
+        optimizer._check_state(self)  # before anything changes: the core would refuse it mid-fit
         return optimizer
 
     def train_on_batch(self, X, y, optimizer=None, sample_weight=None, class_weight=None):
@@ -458,7 +464,7 @@ class Network:
         X : array-like, (n_samples, n_features)
         y : array-like
             Class labels (n_samples,) or probability rows for cross_entropy;
-            (n_samples, n_out) targets for mse and binary_cross_entropy.
+            (n_samples, n_out) targets for mse, binary_cross_entropy and poisson.
         epochs : int >= 1
         batch_size : int >= 1 or None
             Samples per update; 1 is online learning (the per-sample delta
@@ -596,8 +602,19 @@ class Network:
         return X_val, labels, targets, weights
 
     # -- copying ----------------------------------------------------------------
+    def __copy__(self):
+        """copy.copy(net) is copy.deepcopy(net): an independent network.
+
+        A shallow copy would share the parameters and the optimizer, whose
+        state follows one network at a time, so the next fit of either would
+        silently restart the other's momentum or Adam moments.
+        """
+        return copy.deepcopy(self)
+
     def __getstate__(self):
-        # The backend holds a compiled object and the layers hold views of
+        # pickle and copy.deepcopy give an independent network: its own
+        # parameters, and a copy of the optimizer whose state follows it. The
+        # backend holds a compiled object and the layers hold views of
         # _params: both are rebuilt on unpickling, so a copy owns its weights.
         state = self.__dict__.copy()
         state["_backend"] = self.backend
@@ -619,8 +636,29 @@ class Network:
         The file is written beside `path` and renamed over it only when
         complete, so a failed save never leaves a half-written model.
         """
-        from ._serialization import save
-        save(self, path)
+        _serialization.save(self, path)
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """Read a network saved with ``save`` (also ``backprop.load``).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+        backend : 'native' or 'numpy', optional
+            Overrides the backend recorded in the file.
+
+        Raises
+        ------
+        ValueError
+            When the file is truncated, is not an .npz archive, or its header or
+            arrays do not describe a valid network. Arrays are checked against
+            the header before they are decompressed, so hostile files cost at
+            most the memory of the model they declare.
+        """
+        if backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        return _serialization.load(path, cls, backend)
 
     def _config(self):
         """The constructor arguments that rebuild this network's architecture."""
@@ -644,12 +682,12 @@ class Network:
         Raises
         ------
         ModuleNotFoundError
-            Without PyTorch (``pip install "backprop[torch]"``).
+            Without PyTorch (``pip install "backprop-mlp[torch]"``).
         ValueError
             Naming the first unsupported module.
         """
         from .torch_interop import from_torch
-        return from_torch(module, loss=loss, dtype=dtype, backend=backend, seed=seed, network_class=cls)
+        return from_torch(module, cls, loss=loss, dtype=dtype, backend=backend, seed=seed)
 
     def to_torch(self, logits=False):
         """This network as a ``torch.nn.Sequential`` (copies of the weights, same dtype).
@@ -662,6 +700,19 @@ class Network:
         """
         from .torch_interop import to_torch
         return to_torch(self, logits=logits)
+
+    def to_onnx(self, path, logits=False):
+        """Write this network to `path` as an ONNX model (opset 17), atomically like ``save``.
+
+        One Gemm per layer plus its activation node; input ``X`` (batch,
+        n_features), output ``Y``: what ``forward`` returns, in the network's
+        dtype, for any batch size. ``logits=True`` leaves out a trailing
+        Softmax or Sigmoid (output ``logits``). Needs the onnx package
+        (``pip install "backprop-mlp[onnx]"``); run the model with
+        onnxruntime. See backprop.onnx_export.
+        """
+        from .onnx_export import to_onnx
+        to_onnx(self, path, logits=logits)
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names: ``{"0.weight": W, "0.bias": b, ...}``.
@@ -681,3 +732,6 @@ class Network:
         """
         from .torch_interop import load_state_dict
         load_state_dict(self, state_dict)
+
+
+load = Network.load

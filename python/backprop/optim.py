@@ -12,9 +12,13 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_bool, check_choice, check_real
+from ._validation import check_bool, check_choice, check_int, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
+
+#: The largest step count: both backends keep it in a signed 64-bit counter
+#: and refuse, before any step of a call, steps that would carry it past this.
+MAX_STEP_COUNT = 2**63 - 2
 
 
 def _check_real(name, value, accept, expected):
@@ -113,17 +117,67 @@ class Optimizer:
 
     @step_count.setter
     def step_count(self, value):
+        value = check_int("optimizer.step_count", value, minimum=0)
+        if value > MAX_STEP_COUNT:
+            raise ValueError(f"optimizer.step_count must be at most {MAX_STEP_COUNT} (2**63 - 2), got {value}")
         self._step[0] = value
 
+    def _check_room(self, n_steps):
+        """Refuse, before the first of them, `n_steps` steps that would carry the
+        step count past MAX_STEP_COUNT (both backends call this)."""
+        if self.step_count > MAX_STEP_COUNT - n_steps:
+            raise ValueError(f"optimizer.step_count is {self.step_count}: {n_steps} more step(s) would pass its "
+                             f"maximum {MAX_STEP_COUNT}; reset() the optimizer or assign a smaller step_count")
+
+    def _bound_to(self, network):
+        return self._owner is not None and self._owner() is network
+
+    def _check_state(self, network):
+        """Refuse, changing nothing, state arrays that `network`'s next step cannot use.
+
+        Only the state kept for `network` matters (any other is reset on first
+        use). Arrays of the right length whose dtype, alignment, contiguity or
+        writeability does not suit the backends are fine: _state_for copies them.
+        """
+        if not self._bound_to(network):
+            return
+        if not isinstance(self.state, dict):
+            raise TypeError(f"optimizer.state must be a dict of arrays, got {type(self.state).__name__}")
+        for name in self._state_names:
+            if name in self.state:
+                self._state_array(name, self.state[name], network)
+
+    def _state_array(self, name, value, network):
+        """optimizer.state[name] as a C-contiguous, aligned, writeable array of the network's dtype."""
+        label = f"optimizer.state[{name!r}]"
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{label} could not be read as an array: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{label} must hold real numbers, got dtype {array.dtype}")
+        if array.shape != (network.n_params,):
+            raise ValueError(f"{label} must have shape ({network.n_params},), like the network's parameters; "
+                             f"got {array.shape}")
+        flags = array.flags
+        if array.dtype == network.dtype and flags.c_contiguous and flags.aligned and flags.writeable:
+            return array
+        # The core reads state with aligned loads and writes it in place: a copy it can use.
+        return np.array(array, dtype=network.dtype, order="C")
+
     def _state_for(self, network):
-        """The state arrays for `network`, created (zeroed) on first use."""
-        if self._owner is None or self._owner() is not network:
+        """The state arrays for `network`, created (zeroed) on first use; assigned
+        arrays the backends cannot use as they are (wrong dtype, misaligned,
+        strided, read-only) are replaced by usable copies."""
+        if not self._bound_to(network):
             self.state = {}
             self.step_count = 0
             self._owner = weakref.ref(network)
         for name in self._state_names:  # e.g. momentum switched on after earlier steps
             if name not in self.state:
                 self.state[name] = np.zeros(network.n_params, network.dtype)
+            else:
+                self.state[name] = self._state_array(name, self.state[name], network)
         return self.state
 
     def __getstate__(self):

@@ -1,6 +1,6 @@
 """Pictures of training: loss and accuracy curves, per-layer gradient norms.
 
-Needs matplotlib (``pip install "backprop[plot]"``). Figures are built with
+Needs matplotlib (``pip install "backprop-mlp[plot]"``). Figures are built with
 ``matplotlib.figure.Figure`` rather than pyplot, so they work under any
 backend (Agg on a server included), never open a window by themselves and
 never pile up in pyplot's list of open figures. In Jupyter a returned Figure
@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["plot_history", "plot_grad_norms"]
 
-INSTALL_HINT = 'pip install "backprop[plot]"'
+INSTALL_HINT = 'pip install "backprop-mlp[plot]"'
 
 
 def _figure_class():
@@ -27,18 +27,16 @@ def _figure_class():
     return Figure
 
 
-def _records(history):
-    """(epochs, {name: values}) from a History or a plain dict of lists."""
-    from .history import History
-
-    if isinstance(history, History):
-        return list(history.epoch), history.history
+def _series(history):
+    """{name: (epochs, values)} from a History (or anything with ``history`` and
+    ``epochs_of``) or a plain dict of equally long lists (epochs 1, 2, ...)."""
+    if hasattr(history, "history") and hasattr(history, "epochs_of"):
+        return {key: (history.epochs_of(key), values) for key, values in history.history.items()}
     if isinstance(history, dict):
         lengths = {len(v) for v in history.values()}
         if len(lengths) > 1:
             raise ValueError("every entry of the history dict needs one value per epoch")
-        n = lengths.pop() if lengths else 0
-        return list(range(1, n + 1)), history
+        return {key: (list(range(1, len(values) + 1)), values) for key, values in history.items()}
     raise TypeError(f"history must be a backprop History or a dict of lists, got {type(history).__name__}")
 
 
@@ -71,14 +69,14 @@ def plot_history(history, path=None, axes=None, title=None):
     Raises
     ------
     ModuleNotFoundError
-        When matplotlib is not installed (``pip install "backprop[plot]"``).
+        When matplotlib is not installed (``pip install "backprop-mlp[plot]"``).
     ValueError
         When the history holds no epochs.
     """
     Figure = _figure_class()
     from matplotlib.ticker import MaxNLocator
-    epochs, records = _records(history)
-    if not epochs or "loss" not in records:
+    records = _series(history)
+    if "loss" not in records or not records["loss"][0]:
         raise ValueError("the history holds no epochs to plot; train with Network.fit first")
     has_accuracy = "accuracy" in records or "val_accuracy" in records
     n_panels = 2 if has_accuracy else 1
@@ -94,12 +92,12 @@ def plot_history(history, path=None, axes=None, title=None):
     for name, ax in panels:
         for key, label, style in ((name, "training", "-"), (f"val_{name}", "validation", "--")):
             if key in records:
-                ax.plot(epochs, records[key], style, marker="o" if len(epochs) < 30 else None,
-                        markersize=3, label=label)
+                epochs, values = records[key]
+                ax.plot(epochs, values, style, marker="o" if len(epochs) < 30 else None, markersize=3, label=label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
-        if name == "loss" and min(min(records.get(k, [1.0])) for k in ("loss", "val_loss")) > 0:
+        if name == "loss" and min(min(records.get(k, (0, [1.0]))[1]) for k in ("loss", "val_loss")) > 0:
             ax.set_yscale("log")  # losses span decades; a log scale shows late progress
         ax.grid(True, alpha=0.3)
         ax.legend()
@@ -139,12 +137,10 @@ def plot_grad_norms(history, path=None, ax=None, title=None, log=True, legend=Tr
     ValueError
         When no gradient norms were recorded.
     """
-    from .history import History
-
     Figure = _figure_class()
     from matplotlib import colormaps
     from matplotlib.ticker import MaxNLocator
-    norms = history.grad_norms if isinstance(history, History) else history
+    norms = history.grad_norms if hasattr(history, "grad_norms") else history
     if norms is None:
         raise ValueError("no gradient norms were recorded: train with fit(..., record_grad_norms=True)")
     norms = np.asarray(norms, dtype=np.float64)

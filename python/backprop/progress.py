@@ -166,5 +166,5 @@ def progress_bar(total, desc="", unit="it", file=None, kind="auto"):
         if tqdm is not None:
             return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=True, dynamic_ncols=True)
         if kind == "tqdm":
-            raise ModuleNotFoundError('progress bars with tqdm need it installed: pip install "backprop[progress]"')
+            raise ModuleNotFoundError('progress bars with tqdm need it installed: pip install "backprop-mlp[progress]"')
     return PlainProgressBar(total, desc=desc, unit=unit, file=file, disable=(kind == "off"))

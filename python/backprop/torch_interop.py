@@ -1,7 +1,7 @@
 """PyTorch interchange: Network <-> torch.nn.Sequential, and PyTorch-style state dicts.
 
 PyTorch is optional: it is imported only by the functions that build or read
-modules (``pip install "backprop[torch]"``). State dicts are plain NumPy
+modules (``pip install "backprop-mlp[torch]"``). State dicts are plain NumPy
 arrays and need no PyTorch at all.
 
 Layer correspondence (weights are (n_out, n_in) in both libraries)::
@@ -11,6 +11,8 @@ Layer correspondence (weights are (n_out, n_in) in both libraries)::
     relu -> nn.ReLU()            leaky_relu -> nn.LeakyReLU(0.01)
     tanh -> nn.Tanh()            sigmoid    -> nn.Sigmoid()
     identity -> (no module)      softmax    -> nn.Softmax(dim=-1), output layer only
+    exp (output only) -> no module: only ``to_torch(logits=True)``, whose outputs are
+                         the log-rates nn.PoissonNLLLoss(log_input=True) takes
 
 State-dict keys are those of the module ``to_torch()`` builds: ``"0.weight"``,
 ``"0.bias"``, then ``"2.weight"`` if an activation module sits at index 1,
@@ -21,12 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._architecture import LEAKY_RELU_SLOPE, OUTPUT_FOR_LOSS
 from ._validation import convert_finite
 
 __all__ = ["from_torch", "to_torch", "state_dict", "load_state_dict"]
 
-INSTALL_HINT = 'pip install "backprop[torch]"'
-SUPPORTED = ("Linear (with bias), ReLU, LeakyReLU(negative_slope=0.01), Tanh, Sigmoid, Identity, "
+# A plain `pip install torch` is the CUDA build on Linux (gigabytes): point to the CPU build too.
+INSTALL_HINT = ('pip install "backprop-mlp[torch]", after the CPU build if no GPU is wanted: '
+                'pip install torch --index-url https://download.pytorch.org/whl/cpu')
+SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
              "and Softmax(dim=-1) as the last module")
 
 
@@ -46,9 +51,9 @@ def _activation_name(module, nn, position):
     if isinstance(module, nn.ReLU):
         return "relu"
     if isinstance(module, nn.LeakyReLU):
-        if module.negative_slope != 0.01:
+        if module.negative_slope != LEAKY_RELU_SLOPE:
             raise ValueError(f"module {position} is LeakyReLU(negative_slope={module.negative_slope}); "
-                             "backprop's leaky_relu has slope 0.01 only")
+                             f"backprop's leaky_relu has slope {LEAKY_RELU_SLOPE} only")
         return "leaky_relu"
     if isinstance(module, nn.Tanh):
         return "tanh"
@@ -73,8 +78,11 @@ def _flatten(module, nn, prefix=""):
             yield position, child
 
 
-def from_torch(module, loss=None, dtype=None, backend="native", seed=None, network_class=None):
-    """A Network computing what a ``torch.nn.Sequential`` of Linear layers computes.
+def from_torch(module, network_class, loss=None, dtype=None, backend="native", seed=None):
+    """A `network_class` computing what a ``torch.nn.Sequential`` of Linear layers computes.
+
+    Users call ``Network.from_torch(module, ...)``, which passes itself as
+    `network_class` (so this module never imports network.py).
 
     Parameters
     ----------
@@ -96,8 +104,8 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     backend : 'native' or 'numpy'
     seed : int, optional
         Seeds the network's generator (shuffling in later training).
-    network_class : type, optional
-        Network or a subclass (what ``Network.from_torch`` passes).
+    network_class : type
+        Network or a subclass.
 
     Returns
     -------
@@ -115,8 +123,6 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     """
     torch = _import_torch()
     nn = torch.nn
-    if network_class is None:
-        from .network import Network as network_class
     if isinstance(module, nn.Linear):
         module = nn.Sequential(module)
     if not isinstance(module, nn.Sequential):
@@ -154,7 +160,7 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
     output = activations[-1]
     if output is None:
         # A bare last Linear: regression unless the loss says its outputs are logits.
-        output = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(loss, "identity")
+        output = OUTPUT_FOR_LOSS.get(loss, "identity")
     if dtype is None:
         dtype = "float64" if linears[0].weight.dtype == torch.float64 else "float32"
     sizes = [linears[0].in_features] + [linear.out_features for linear in linears]
@@ -168,8 +174,9 @@ def from_torch(module, loss=None, dtype=None, backend="native", seed=None, netwo
 
 def _module_names(network):
     """The torch module class name (or None) following each layer, as to_torch lays them out."""
+    # exp (only ever the output) has no module; being last, it moves no index.
     names = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
-             "softmax": "Softmax", "identity": None}
+             "softmax": "Softmax", "identity": None, "exp": None}
     return [names[a] for a in network.activations]
 
 
@@ -205,7 +212,14 @@ def to_torch(network, logits=False):
     ------
     ModuleNotFoundError
         When PyTorch is not installed.
+    ValueError
+        For an 'exp' output (loss 'poisson') without ``logits=True``: torch.nn
+        has no exponential module.
     """
+    if network.activations[-1] == "exp" and not logits:
+        raise ValueError("to_torch: the network's 'exp' output (loss 'poisson') has no torch.nn module; use "
+                         "to_torch(logits=True), whose outputs are the log-rates that "
+                         "nn.PoissonNLLLoss(log_input=True) takes (torch.exp of them is forward's output)")
     torch = _import_torch()
     nn = torch.nn
     torch_dtype = torch.float64 if network.dtype == np.float64 else torch.float32
@@ -223,7 +237,7 @@ def to_torch(network, logits=False):
         if name == "Softmax":
             modules.append(nn.Softmax(dim=-1))
         elif name == "LeakyReLU":
-            modules.append(nn.LeakyReLU(0.01))
+            modules.append(nn.LeakyReLU(LEAKY_RELU_SLOPE))
         else:
             modules.append(getattr(nn, name)())
     return nn.Sequential(*modules)
