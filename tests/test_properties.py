@@ -31,8 +31,8 @@ from conftest import RTOL  # noqa: E402
 
 BACKENDS = ("numpy", "native")
 # (output, loss): every pairing the API accepts, with a few outputs for mse.
-PAIRINGS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"), ("identity", "mse"),
-            ("tanh", "mse"), ("sigmoid", "mse")]
+PAIRINGS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"), ("exp", "poisson"),
+            ("identity", "mse"), ("tanh", "mse"), ("sigmoid", "mse")]
 LAYOUTS = ["C", "fortran", "reversed", "strided", "misaligned", "read-only", "memmap", "list", "int32",
            "float16", "other-float"]
 
@@ -68,6 +68,8 @@ def data(draw, architecture, max_rows=12):
         y = draw(hnp.arrays(np.int64, n, elements=st.integers(0, sizes[-1] - 1)))
     elif loss == "binary_cross_entropy":
         y = draw(values(n, sizes[-1], 0.0, 1.0))
+    elif loss == "poisson":  # counts or rates, >= 0
+        y = draw(values(n, sizes[-1], 0.0, 3.0))
     else:
         y = draw(values(n, sizes[-1]))
     return X, y
