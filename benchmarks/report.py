@@ -13,6 +13,7 @@ import numpy as np
 
 import backprop as bp
 
+from . import data_parallel, estimators
 from .peers import LABELS, PEER_NAMES, blas_info
 
 MIB = 1024 * 1024
@@ -219,6 +220,10 @@ def tables(results):
         lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
     if "W9" in workloads:
         lines += contention_lines(workloads["W9"]) + [""]
+    if "E" in workloads:
+        lines += estimators.table_lines(workloads["E"])
+    if "MPI" in workloads:
+        lines += data_parallel.report_lines(workloads["MPI"])
     if "memory" in results:
         lines += memory_lines(results["memory"]) + [""]
     lines += goal_lines(results["goals"])

@@ -296,14 +296,14 @@ class Model {
       const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
       py::array_t<T> grads(arch_.n_params());
       T* g = grads.mutable_data();
-      double loss;
+      double loss, accuracy;
       bool completed;
       {
         GilRelease release;
-        completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss);
+        completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss, accuracy);
       }
       if (!completed) throw py::error_already_set();
-      return py::make_tuple(loss, grads);
+      return py::make_tuple(loss, grads, accuracy);
     });
   }
 
@@ -538,7 +538,8 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
            "(Σ w·loss, Σ w·correct classifications, Σ w), w = 1 without weights.")
       .def("gradients", &Model::gradients, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
            py::arg("targets") = py::none(), py::arg("weights") = py::none(),
-           "(weighted mean loss, flat gradient of the weighted mean loss).")
+           "(weighted mean loss, flat gradient of the weighted mean loss, weighted fraction of right "
+           "classifications).")
       .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("X"), py::arg("labels"),
            py::arg("targets"), py::arg("weights"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
            py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),

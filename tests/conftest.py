@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,8 @@ def make_data(loss, n_samples, n_in, n_out, seed=0):
         y = rng.integers(0, n_out, size=n_samples)
     elif loss == "binary_cross_entropy":
         y = (rng.random((n_samples, n_out)) > 0.5).astype(float)
+    elif loss == "poisson":
+        y = rng.poisson(1.5, size=(n_samples, n_out)).astype(float)  # counts, zeros included
     else:
         y = rng.normal(size=(n_samples, n_out))
     return X, y
@@ -45,3 +49,24 @@ def assert_unchanged(net, before):
 # machines a plain `pip install torch` brings the CUDA build (gigabytes).
 TORCH_MISSING = ("PyTorch is not installed ([test] leaves it out); to run these tests install the CPU build: "
                  "pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install \".[test,torch]\"")
+
+
+# Property-based tests (test_properties.py): 100 examples per test by
+# default, 3000 with `pytest --hypothesis-profile=long`.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    # When a test fails, hypothesis's pytest plugin imports its patch writer
+    # (libcst), whose DeprecationWarning pytest turns into an INTERNALERROR that
+    # hides the failing example; the patch would also go into the checkout.
+    # Without it the plugin reports the failure as usual.
+    sys.modules.setdefault("hypothesis.extra._patching", None)
+    # No deadline, and no complaint about slow data generation: the machine is
+    # shared (and slower still under the sanitizers); speed is not what these
+    # tests check. No example database: nothing is written into the checkout.
+    quiet = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+    settings.register_profile("default", max_examples=100, **quiet)
+    settings.register_profile("long", max_examples=3000, **quiet)
+    settings.load_profile("default")

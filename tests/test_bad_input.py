@@ -240,6 +240,15 @@ def test_bce_targets_outside_unit_interval(backend, entry, bad):
 
 
 @pytest.mark.parametrize("entry", Y_ENTRIES)
+def test_poisson_targets_negative(backend, entry):
+    def y(X0, y0):
+        y = y0.copy()
+        y[2, 1] = -1.0
+        return y
+    check_rejected(backend, entry, VALID_X, y, ValueError, r"\by\b.*>= 0.*poisson", loss="poisson")
+
+
+@pytest.mark.parametrize("entry", Y_ENTRIES)
 @pytest.mark.parametrize("make", [
     lambda labels: np.full((N, SIZES[-1]), 0.5),
     lambda labels: np.eye(SIZES[-1])[labels] * 0.9,
@@ -306,6 +315,9 @@ def test_y_not_targets(backend, entry, y, exc):
     (dict(output="softmax", loss="mse"), ValueError, r"\boutput\b.*\bloss\b"),
     (dict(output="sigmoid", loss="cross_entropy"), ValueError, r"\boutput\b.*\bloss\b"),
     (dict(output="identity", loss="binary_cross_entropy"), ValueError, r"\boutput\b|\bloss\b"),
+    (dict(output="exp", loss="mse"), ValueError, r"\boutput\b.*\bloss\b"),
+    (dict(output="identity", loss="poisson"), ValueError, r"\boutput\b.*\bloss\b"),
+    (dict(activation="exp"), ValueError, r"\bactivation\b.*exp"),
     (dict(sizes=[4, 0, 3]), ValueError, r"sizes\[1\].*>= 1"),
     (dict(sizes=[4, -3, 3]), ValueError, r"sizes\[1\].*-3"),
     (dict(sizes=[0, 3]), ValueError, r"sizes\[0\]"),

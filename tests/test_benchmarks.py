@@ -111,3 +111,35 @@ def test_data_folder_that_cannot_be_read_is_an_error(folder, tmp_path):
     assert done.returncode == 2
     assert f"--data {path}" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_json_holds_the_estimator_rows(smoke_run):
+    """E1–E4 (issue 10): both libraries' MLPClassifier fitted on the same data; the same final loss."""
+    results, stdout, _ = smoke_run
+    if not _installed("sklearn"):
+        assert "E" not in results["workloads"]
+        return
+    rows = results["workloads"]["E"]["rows"]
+    assert list(rows) == ["E1", "E2", "E3", "E4"]
+    for row in rows.values():
+        assert set(row["seconds"]) == {"backprop", "sklearn"}
+        assert row["speedup"] == row["seconds"]["sklearn"] / row["seconds"]["backprop"]
+        assert row["n_iter"]["backprop"] == row["n_iter"]["sklearn"] == row["epochs"]
+        assert abs(row["loss"]["backprop"] - row["loss"]["sklearn"]) <= 1e-4 * abs(row["loss"]["sklearn"])
+    assert {"E1", "E2", "E3", "E4"} <= {goal["id"] for goal in results["goals"]}
+    assert "E1–E4" in stdout
+
+
+def test_json_holds_the_data_parallel_row(smoke_run):
+    results, stdout, _ = smoke_run
+    row = results["workloads"]["MPI"]
+    if not _installed("mpi4py"):
+        assert "mpi4py" in row["skipped"]
+        return
+    assert set(row["processes"]) == {"1", "2"}
+    for figures in row["processes"].values():
+        assert set(figures) >= {"epoch_seconds", "allreduce_ms_per_step", "steps"}, figures
+        assert figures["threads"] == 1
+    assert "fit_epoch_seconds" in row["processes"]["1"] and "bare_allreduce_ms" in row["processes"]["2"]
+    assert row["gradient_bytes"] == 235_146 * 4
+    assert "MPI   W2 data-parallel" in stdout

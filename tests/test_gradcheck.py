@@ -15,7 +15,8 @@ from conftest import make_data
 HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
 # (output activation, loss): all pairings the API allows.
 PAIRINGS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"),
-            ("leaky_relu", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")]
+            ("leaky_relu", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
+            ("exp", "poisson")]
 CASES = ([(output, loss, None, 0) for output, loss in PAIRINGS]
          + [(output, loss, hidden, depth) for output, loss in PAIRINGS for hidden in HIDDEN for depth in (1, 3)])
 
@@ -69,6 +70,22 @@ def test_cross_entropy_with_probability_targets(backend):
     y = rng.dirichlet(np.ones(3), size=6)
     _, grads = net.gradients(X, y)
     assert relative_error(grads, numeric_gradients(net, X, y)) < 1e-7
+
+
+def test_poisson_loss_is_half_the_deviance(backend):
+    """poisson: Σ_k xlogy(y, y/a) − y + a with a = exp(z), as scikit-learn's poisson_loss; δ = a − y."""
+    special = pytest.importorskip("scipy.special")
+    net = bp.Network([3, 4, 2], activation="tanh", loss="poisson", dtype="float64", backend=backend, seed=0)
+    assert net.activations[-1] == "exp"
+    X, y = make_data("poisson", 9, 3, 2, seed=1)
+    assert (y == 0).any()  # the 0·log 0 = 0 branch is exercised
+    a = net.forward(X)
+    z = np.tanh(X @ net.layers[0].W.T + net.layers[0].b) @ net.layers[1].W.T + net.layers[1].b
+    np.testing.assert_allclose(a, np.exp(z), rtol=1e-14)
+    expected = np.mean(np.sum(special.xlogy(y, y / a) - y + a, axis=1))
+    assert net.evaluate(X, y)["loss"] == pytest.approx(expected, rel=1e-13)
+    _, grads = net.gradients(X, y)
+    np.testing.assert_allclose(grads[1][1], (a - y).mean(axis=0), rtol=1e-13)
 
 
 def test_hand_worked_network(backend):

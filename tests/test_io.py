@@ -23,7 +23,7 @@ import backprop as bp
 
 SIZES = [4, 5, 3]
 N = 16
-LOSSES = ["cross_entropy", "mse", "binary_cross_entropy"]
+LOSSES = ["cross_entropy", "mse", "binary_cross_entropy", "poisson"]
 DTYPES = ["float32", "float64"]
 HEADER_KEYS = ["format", "format_version", "sizes", "activation", "output", "loss", "init", "init_std",
                "dtype", "backend", "seed", "rng_state"]

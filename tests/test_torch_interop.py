@@ -190,6 +190,28 @@ def test_to_torch_layout_and_logits(torch, nn):
     assert np.any(net.layers[0].W != 0)
 
 
+def test_to_torch_poisson_gives_log_rates_only(torch, nn):
+    """An exp output has no torch module: to_torch refuses it, logits=True gives the log-rates.
+
+    torch's PoissonNLLLoss(log_input=True) is exp(z) − y·z per output, backprop's poisson adds the
+    constant xlogy(y, y) − y, so their gradients are the same.
+    """
+    net = bp.Network([5, 4, 2], activation="tanh", loss="poisson", dtype="float64", backend="numpy", seed=0)
+    with pytest.raises(ValueError, match="exp.*logits=True"):
+        net.to_torch()
+    module = net.to_torch(logits=True)
+    assert [type(m).__name__ for m in module] == ["Linear", "Tanh", "Linear"]
+    np.testing.assert_allclose(np.exp(torch_out(module, X5, torch)), net.forward(X5), rtol=1e-12)
+    assert list(module.state_dict()) == list(net.state_dict())
+    y = RNG.poisson(1.0, size=(12, 2)).astype(np.float64)
+    nll = nn.PoissonNLLLoss(log_input=True, full=False, reduction="sum")(
+        module(torch.from_numpy(X5)), torch.from_numpy(y)) / 12
+    nll.backward()
+    _, grads = net.gradients(X5, y)
+    np.testing.assert_allclose(module[2].weight.grad.numpy(), grads[1][0], rtol=1e-10)
+    np.testing.assert_allclose(module[0].bias.grad.numpy(), grads[0][1], rtol=1e-10)
+
+
 def test_to_torch_module_trains_in_torch(torch, nn):
     net = bp.Network([5, 4, 3], activation="tanh", backend="numpy", seed=0)
     module = net.to_torch(logits=True)

@@ -4,8 +4,8 @@
 // the forward pass can overwrite Z with A:
 //   sigmoid' = A(1 − A), tanh' = 1 − A², relu' = [A > 0] (0 at 0),
 //   leaky_relu' = 1 if A > 0 else 0.01 (A > 0 exactly when Z > 0), identity' = 1.
-// softmax is only an output activation and is differentiated together with
-// cross-entropy (see losses.hpp).
+// softmax and exp are output activations only, each differentiated together
+// with its loss (softmax with cross_entropy, exp with poisson; see losses.hpp).
 #pragma once
 
 #include <stdexcept>
@@ -16,7 +16,10 @@
 
 namespace backprop {
 
-enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax };
+enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax, exp };
+
+// True for the activations only an output layer may have.
+inline bool output_only(Activation act) { return act == Activation::softmax || act == Activation::exp; }
 
 constexpr double kLeakyReluSlope = 0.01;
 
@@ -27,6 +30,7 @@ inline Activation activation_from_name(const std::string& name) {
   if (name == "relu") return Activation::relu;
   if (name == "leaky_relu") return Activation::leaky_relu;
   if (name == "softmax") return Activation::softmax;
+  if (name == "exp") return Activation::exp;
   throw std::invalid_argument("unknown activation '" + name + "'");
 }
 
@@ -51,6 +55,9 @@ void activate_in_place(Activation act, X&& x) {
       break;
     case Activation::leaky_relu:
       x = (x > T(0)).select(x, T(kLeakyReluSlope) * x);
+      break;
+    case Activation::exp:
+      x = x.exp();
       break;
   }
 }
@@ -105,6 +112,8 @@ void multiply_by_derivative(Activation act, const AType& A, DType&& D) {
       break;
     case Activation::softmax:
       throw std::logic_error("softmax is differentiated only together with cross_entropy");
+    case Activation::exp:
+      throw std::logic_error("exp is differentiated only together with poisson");
   }
 }
 

@@ -24,11 +24,13 @@ class Architecture {
     for (Index n : sizes_)
       if (n <= 0) throw std::invalid_argument("layer sizes must be positive");
     for (std::size_t l = 0; l + 1 < activations_.size(); ++l)
-      if (activations_[l] == Activation::softmax)
-        throw std::invalid_argument("softmax can only be the output activation");
+      if (output_only(activations_[l]))
+        throw std::invalid_argument("softmax and exp can only be output activations");
     const Activation out = activations_.back();
     if ((out == Activation::softmax) != (loss_ == Loss::cross_entropy))
       throw std::invalid_argument("cross_entropy needs a softmax output and softmax needs cross_entropy");
+    if ((out == Activation::exp) != (loss_ == Loss::poisson))
+      throw std::invalid_argument("poisson needs an exp output and exp needs poisson");
     if (loss_ == Loss::binary_cross_entropy && out != Activation::sigmoid)
       throw std::invalid_argument("binary_cross_entropy needs a sigmoid output");
     Index offset = 0;

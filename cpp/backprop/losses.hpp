@@ -5,6 +5,10 @@
 //                         δ = softmax(z) − y   (fused; output must be softmax)
 //   binary_cross_entropy: L = Σ_k max(z_k, 0) − z_k y_k + log1p(exp(−|z_k|)),
 //                         δ = sigmoid(z) − y   (fused; output must be sigmoid)
+//   poisson:              L = Σ_k xlogy(y_k, y_k) − y_k z_k − y_k + exp(z_k), which is
+//                         half the Poisson deviance Σ_k y_k log(y_k / a_k) − y_k + a_k
+//                         with a = exp(z) (scikit-learn's poisson_loss; 0·log 0 = 0),
+//                         δ = exp(z) − y   (fused; output must be exp, the log link)
 // The fused forms work on the logits z, so no log(0) or overflowing exp occurs.
 #pragma once
 
@@ -19,12 +23,13 @@
 
 namespace backprop {
 
-enum class Loss { mse, cross_entropy, binary_cross_entropy };
+enum class Loss { mse, cross_entropy, binary_cross_entropy, poisson };
 
 inline Loss loss_from_name(const std::string& name) {
   if (name == "mse") return Loss::mse;
   if (name == "cross_entropy") return Loss::cross_entropy;
   if (name == "binary_cross_entropy") return Loss::binary_cross_entropy;
+  if (name == "poisson") return Loss::poisson;
   throw std::invalid_argument("unknown loss '" + name + "'");
 }
 
@@ -139,6 +144,21 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
         }
         stats.loss_sum += weight(j) * sample_loss;
         stats.n_correct += weight(j) * units_right;
+      }
+      break;
+    }
+    case Loss::poisson: {
+      ConstMatrixMap<T> Y(y.dense, n_out, B);
+      for (Index j = 0; j < B; ++j) {
+        double sample_loss = 0.0;
+        for (Index k = 0; k < n_out; ++k) {
+          const T z = out(k, j), t = Y(k, j), a = std::exp(z);
+          const T y_log_ratio = t > T(0) ? t * (std::log(t) - z) : T(0);  // xlogy(y, y / a)
+          sample_loss += double(y_log_ratio - t + a);
+          out(k, j) = a;
+          if (delta) (*delta)(k, j) = (a - t) * scale;
+        }
+        stats.loss_sum += weight(j) * sample_loss;
       }
       break;
     }

@@ -146,17 +146,18 @@ double total_weight(const TargetSource<T>& y, Index n_samples) {
 inline double inverse_weight(double weight_sum) { return weight_sum > 0.0 ? 1.0 / weight_sum : 0.0; }
 
 // grads ← ∂R/∂θ and loss ← R, with R = Σ w_i L_i / Σ w_i the (weighted) mean
-// loss over all of X.
+// loss over all of X; accuracy ← Σ w_i·right_i / Σ w_i (0 when Σ w_i = 0),
+// right_i counted as in LossStats::n_correct.
 template <class T>
 bool full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
-                    T* grads, const std::function<bool()>& should_stop, double& loss) {
+                    T* grads, const std::function<bool()>& should_stop, double& loss, double& accuracy) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
   const double inverse_total = inverse_weight(total_weight(y, X.rows));
   const T scale = T(inverse_total);
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
-  double loss_sum = 0.0;
+  double loss_sum = 0.0, n_correct = 0.0;
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
@@ -165,12 +166,15 @@ bool full_gradients(const Architecture& arch, const T* params, const DataSource<
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      loss_sum += output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale).loss_sum;
+      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
+      loss_sum += stats.loss_sum;
+      n_correct += stats.n_correct;
       backward_pass(arch, params, input, ws, grads, first > 0, team);
     });
     if (first + B < X.rows && should_stop()) return false;
   }
   loss = loss_sum * inverse_total;
+  accuracy = n_correct * inverse_total;
   return true;
 }
 

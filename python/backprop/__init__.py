@@ -8,7 +8,7 @@ reference implementation (``backend="numpy"``) that computes the same thing.
 >>> hist = net.fit(X, y, epochs=10, optimizer=bp.SGD(lr=0.1, momentum=0.9))  # doctest: +SKIP
 """
 
-from . import callbacks
+from . import callbacks, distributed
 from ._threads import get_num_threads, set_num_threads
 from .history import History
 from .network import Dense, Network, load
@@ -16,8 +16,8 @@ from .optim import SGD, Adam, Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "callbacks", "build_info",
-           "set_num_threads", "get_num_threads", "__version__"]
+__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "callbacks", "distributed",
+           "build_info", "set_num_threads", "get_num_threads", "__version__"]
 
 
 def build_info():

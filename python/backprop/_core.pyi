@@ -80,8 +80,8 @@ class Model:
         X: _FloatArray,
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
-    ) -> tuple[float, _FloatArray]:
-        """(mean loss, flat gradient of the mean loss)."""
+    ) -> tuple[float, _FloatArray, float]:
+        """(mean loss, flat gradient of the mean loss, weighted fraction of right classifications)."""
     def train_epoch(
         self,
         params: _FloatArray,

@@ -30,6 +30,7 @@ ACTIVATIONS = {
     "relu": lambda z: np.maximum(z, 0),
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_RELU_SLOPE * z),
     "softmax": _softmax,
+    "exp": np.exp,  # output only, with poisson; overflow to inf is reported like the core's
 }
 
 # σ'(z) expressed through a = σ(z): the forward pass keeps only activations.
@@ -64,7 +65,7 @@ class NumpyBackend:
         """Activations of every layer, [X, A1, ..., A_L].
 
         With `logits_out` the last is Z_L for the losses that read logits
-        (cross_entropy, binary_cross_entropy).
+        (all but mse).
         """
         logits_out = logits_out and self.loss != "mse"
         acts = [X]
@@ -88,7 +89,7 @@ class NumpyBackend:
     def _output_loss(self, out, Y, labels):
         """(per-sample losses, per-sample right classifications, ∂L/∂z_L per sample) from the output layer.
 
-        `out` is Z_L for cross_entropy and binary_cross_entropy, else A_L.
+        `out` is Z_L for cross_entropy, binary_cross_entropy and poisson, else A_L.
         """
         if self.loss == "cross_entropy":
             z_max = out.max(axis=1, keepdims=True)
@@ -105,6 +106,13 @@ class NumpyBackend:
             a = _sigmoid(out)
             right = np.count_nonzero((a > 0.5) == (Y > 0.5), axis=1).astype(np.float64)  # as Network.predict
             return np.sum(terms, axis=1, dtype=np.float64), right, a - Y
+        if self.loss == "poisson":
+            # Σ_k xlogy(y, y/a) − y + a with a = exp(z), xlogy(y, y/a) = y·(log y − z) (0 where y = 0)
+            a = np.exp(out)
+            positive = Y > 0
+            y_log_ratio = np.where(positive, Y * (np.log(np.where(positive, Y, 1)) - out), 0)
+            losses = np.sum(y_log_ratio - Y + a, axis=1, dtype=np.float64)
+            return losses, np.zeros(out.shape[0]), a - Y
         diff = out - Y  # mse
         losses = 0.5 * np.sum(diff * diff, axis=1, dtype=np.float64)
         return losses, np.zeros(out.shape[0]), diff * DERIVATIVES[self.activations[-1]](out)
@@ -148,9 +156,12 @@ class NumpyBackend:
 
     @np.errstate(all="ignore")
     def gradients(self, params, X, labels=None, targets=None, weights=None):
-        """(weighted mean loss, flat gradient of the weighted mean loss over all rows of X)."""
-        loss_sum, _, weight_sum, grads = self._loss_and_gradients(params, X, labels, targets, weights)
-        return (loss_sum / weight_sum if weight_sum > 0 else 0.0), grads
+        """(weighted mean loss, flat gradient of the weighted mean loss over all rows of X,
+        weighted fraction of right classifications Σ w·right / Σ w)."""
+        loss_sum, right_sum, weight_sum, grads = self._loss_and_gradients(params, X, labels, targets, weights)
+        if not weight_sum > 0:
+            return 0.0, grads, 0.0
+        return loss_sum / weight_sum, grads, right_sum / weight_sum
 
     # -- training -----------------------------------------------------------
     @np.errstate(all="ignore")

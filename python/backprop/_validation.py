@@ -110,9 +110,9 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
 
     cross_entropy takes class labels, a 1-D array of integers (or of floats
     with whole values) in [0, n_outputs), returned as int64 `labels`; or rows
-    of class probabilities (n_samples, n_outputs). mse and
-    binary_cross_entropy take (n_samples, n_outputs) rows (in [0, 1] for
-    binary_cross_entropy). Exactly one of the pair is not None.
+    of class probabilities (n_samples, n_outputs). mse, binary_cross_entropy
+    and poisson take (n_samples, n_outputs) rows (in [0, 1] for
+    binary_cross_entropy, >= 0 for poisson). Exactly one of the pair is not None.
     """
     array = _as_real_array(name, y)
     if array.ndim == 0 or array.shape[0] != n_samples:
@@ -140,6 +140,8 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
         raise ValueError(f"{name} must be {what} for loss {loss!r}, got shape {array.shape}{hint}")
     if loss == "binary_cross_entropy" and (array.min() < 0 or array.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1] for loss 'binary_cross_entropy'")
+    if loss == "poisson" and array.min() < 0:
+        raise ValueError(f"{name} must be >= 0 for loss 'poisson' (counts or rates), got {array.min():g}")
     if loss == "cross_entropy":
         sums = array.sum(axis=1, dtype=np.float64)
         if array.min() < 0 or not np.allclose(sums, 1.0, rtol=0, atol=1e-5):

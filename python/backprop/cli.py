@@ -8,6 +8,8 @@
     backprop evaluate MODEL DATA      loss and accuracy
     backprop info [MODEL]             the model's summary (without one: the build)
     backprop bench [ARGS...]          python -m benchmarks --quick, in a source checkout
+    mpiexec -n 4 backprop train ...   train data-parallel on 4 processes (backprop.distributed);
+                                      rank 0 prints and saves
 
 DATA is ``digits`` (the shipped UCI digits, scaled to [0, 1]),
 ``fashion-mnist`` (from where Debian's package installs it), a folder of
@@ -23,6 +25,7 @@ arguments, 1 otherwise, 130 on Ctrl-C), never a traceback; set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -239,6 +242,17 @@ def _one_line(error):
 
 # -- commands -------------------------------------------------------------------
 def _cmd_train(args):
+    # Started by mpiexec with several processes: train data-parallel, every
+    # rank on the whole data set; only rank 0 prints and writes files.
+    from .distributed import _world, launched_by_mpi
+    comm = _world(None)[1] if launched_by_mpi() else None
+    if comm is None or comm.Get_rank() == 0:
+        return _train(args, comm)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        return _train(args, comm)
+
+
+def _train(args, comm):
     import backprop as bp
 
     # Fail before training, not after it, on what would only show up at the end.
@@ -285,13 +299,17 @@ def _cmd_train(args):
     print(f"Data: {data.name}, {len(X_train):,} training samples of {X.shape[1]} features{classes}; {held_out}")
     print(f"Network: {' -> '.join(map(str, net.sizes))}, {'/'.join(dict.fromkeys(net.activations))}, "
           f"loss {net.loss}, {net.n_params:,} parameters, {net.dtype.name}, backend {net.backend}")
-    print(f"Training: {optimizer!r}, batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}",
-          flush=True)
+    parallel = "" if comm is None else f", data-parallel on {comm.Get_size()} processes"
+    print(f"Training: {optimizer!r}, batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}"
+          f"{parallel}", flush=True)
     validation = (X_test, y_test) if X_test is not None else None
     started = time.perf_counter()
-    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                      validation_data=validation, record_grad_norms=args.plot_grad_norms is not None,
-                      callbacks=[bp.callbacks.ProgressBar(kind=args.progress)])
+    options = dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, validation_data=validation,
+                   record_grad_norms=args.plot_grad_norms is not None)
+    if comm is None:
+        history = net.fit(X_train, y_train, callbacks=[bp.callbacks.ProgressBar(kind=args.progress)], **options)
+    else:
+        history = bp.distributed.fit(net, X_train, y_train, comm, verbose=int(args.progress != "off"), **options)
     wall = time.perf_counter() - started
     train_seconds = sum(history.seconds)
     rate = len(X_train) * args.epochs / max(train_seconds, 1e-9)
@@ -301,8 +319,13 @@ def _cmd_train(args):
     if validation is not None:
         print("  test:     " + _figures(net.evaluate(*validation)))
     if args.save:
-        net.save(args.save)
+        if comm is None:
+            net.save(args.save)
+        else:
+            bp.distributed.save(net, args.save, comm)
         print(f"Saved the model to {args.save}")
+    if comm is not None and comm.Get_rank() != 0:
+        return 0
     if args.plot:
         history.plot(path=args.plot, title=f"{data.name}: {' -> '.join(map(str, net.sizes))}")
         print(f"Saved the learning curves to {args.plot}")
@@ -524,7 +547,17 @@ def main(argv=None, prog="backprop"):
         if os.environ.get("BACKPROP_TRACEBACK"):
             raise
         print(f"{prog}: error: {_describe(error)}", file=sys.stderr)
+        _abort_other_ranks()
         return 1
+
+
+def _abort_other_ranks():
+    """Under mpiexec, end every rank: the others may be waiting for this one in a collective."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)
 
 
 def _describe(error):

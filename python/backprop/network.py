@@ -116,12 +116,15 @@ class Network:
         'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'identity'.
     output : str, optional
         Output activation; with `loss` unset, 'softmax' implies cross_entropy,
-        'sigmoid' binary_cross_entropy and anything else mse. Default: the one
-        the loss is defined with (softmax, sigmoid, identity).
+        'sigmoid' binary_cross_entropy, 'exp' poisson and anything else mse.
+        Default: the one the loss is defined with (softmax, sigmoid, exp,
+        identity).
     loss : str, optional
         'cross_entropy' (softmax output, integer labels or probability rows),
-        'binary_cross_entropy' (sigmoid output, targets in [0, 1]) or 'mse'
-        (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
+        'binary_cross_entropy' (sigmoid output, targets in [0, 1]), 'poisson'
+        (exp output, targets >= 0: half the Poisson deviance
+        Σ_k y_k·log(y_k/a_k) − y_k + a_k, scikit-learn's poisson loss) or
+        'mse' (½‖a − y‖²). Default cross_entropy. Averaged over the batch.
     init : str, optional
         'he' (N(0, 2/n_in)), 'xavier' (Glorot uniform, U(±√(6/(n_in+n_out))))
         or 'normal' (N(0, init_std²)). Default 'he' for relu-like hidden
@@ -305,7 +308,7 @@ class Network:
 
         Returns class labels (n_samples,) int64 for cross_entropy, 0/1 labels
         (n_samples, n_out) int64 for binary_cross_entropy (output > 0.5), and
-        the outputs (n_samples, n_out) for mse.
+        the outputs (n_samples, n_out) for mse and poisson.
         """
         out = self.forward(X)
         if self.loss == "cross_entropy":
@@ -345,7 +348,7 @@ class Network:
         X, labels, targets = self._check_Xy(X, y)
         return self._evaluate_checked(X, labels, targets, self._check_weights(labels, targets, sample_weight))
 
-    def gradients(self, X, y, flat=False, sample_weight=None):
+    def gradients(self, X, y, flat=False, sample_weight=None, return_accuracy=False):
         """Loss and gradients of the mean loss over all rows of X (one batch).
 
         With ``sample_weight`` the loss is the weighted mean R = Σ w_i·L_i / Σ w_i.
@@ -355,12 +358,19 @@ class Network:
         loss : float
         grads : list of (dW, db) per layer, shaped like layers[i].W and .b; or
             with ``flat=True`` one 1-D array laid out like ``parameters()``.
+        accuracy : float or None
+            Only with ``return_accuracy=True``: the (weighted) accuracy as
+            ``evaluate`` defines it, from the same forward pass; None for mse.
         """
         flat = check_bool("flat", flat)
+        return_accuracy = check_bool("return_accuracy", return_accuracy)
         X, labels, targets = self._check_Xy(X, y)
         weights = self._check_weights(labels, targets, sample_weight)
-        loss, grads = self._backend.gradients(self._params, X, labels, targets, weights)
-        return float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)]
+        loss, grads, right = self._backend.gradients(self._params, X, labels, targets, weights)
+        result = (float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)])
+        if return_accuracy:
+            result += (right / self._units_per_sample if self.is_classifier else None,)
+        return result
 
     # -- training -------------------------------------------------------------
     def _check_optimizer(self, optimizer):
@@ -454,7 +464,7 @@ class Network:
         X : array-like, (n_samples, n_features)
         y : array-like
             Class labels (n_samples,) or probability rows for cross_entropy;
-            (n_samples, n_out) targets for mse and binary_cross_entropy.
+            (n_samples, n_out) targets for mse, binary_cross_entropy and poisson.
         epochs : int >= 1
         batch_size : int >= 1 or None
             Samples per update; 1 is online learning (the per-sample delta

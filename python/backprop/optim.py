@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_bool, check_choice, check_int, check_real
+from ._validation import check_bool, check_choice, check_int, check_real, convert_finite
 
 __all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
 
@@ -159,11 +159,13 @@ class Optimizer:
         if array.shape != (network.n_params,):
             raise ValueError(f"{label} must have shape ({network.n_params},), like the network's parameters; "
                              f"got {array.shape}")
+        if array.dtype != network.dtype:  # refusing values the network's dtype cannot hold
+            array = convert_finite(label, array, network.dtype)
         flags = array.flags
-        if array.dtype == network.dtype and flags.c_contiguous and flags.aligned and flags.writeable:
+        if flags.c_contiguous and flags.aligned and flags.writeable:
             return array
         # The core reads state with aligned loads and writes it in place: a copy it can use.
-        return np.array(array, dtype=network.dtype, order="C")
+        return np.array(array, order="C")
 
     def _state_for(self, network):
         """The state arrays for `network`, created (zeroed) on first use; assigned

@@ -1,53 +1,62 @@
 """scikit-learn estimators trained by backprop: drop-in ``MLPClassifier`` and ``MLPRegressor``.
 
 They take the constructor parameters of :mod:`sklearn.neural_network`'s
-estimators, with the same meanings, and set the same fitted attributes, so
-existing code, pipelines and grid searches keep working when the import
-changes::
+estimators, with the same meanings, accept the same ``fit``/``partial_fit``
+arguments (``sample_weight``, ``classes``) and set the same fitted
+attributes, so existing code, pipelines and grid searches keep working when
+the import changes::
 
     from backprop.sklearn import MLPClassifier      # was: from sklearn.neural_network import ...
 
 The forward and backward passes and the optimizer steps run in backprop's
 core (``backend="native"``, C++/Eigen) or its NumPy reference
-(``backend="numpy"``); scikit-learn provides the estimator machinery (input
+(``backend="numpy"``): the stochastic solvers run all their epochs in one
+``Network.fit`` call, the estimator's bookkeeping (loss curve, learning-rate
+schedules, stopping rules, early stopping) between epochs in a callback.
+scikit-learn provides the estimator machinery (parameter and input
 validation, label encoding, splitting) and SciPy the L-BFGS-B driver.
 
-Training follows scikit-learn's definitions step by step: the same Glorot
-initialisation drawn from the same random-state calls, the same shuffling,
-mini-batches, learning-rate schedules, stopping rules, early stopping and
-reported losses. From the same ``random_state`` both libraries therefore
-start from the same weights and visit the samples in the same order;
-results agree to rounding (float64) rather than only statistically. The
-few differences are listed in the estimators' Notes sections.
+Training follows scikit-learn 1.9's definitions step by step: the same
+Glorot initialisation drawn from the same random-state calls, the same
+shuffling, mini-batches, weighted losses, L2 term, learning-rate schedules,
+stopping rules, early stopping and reported losses. From the same
+``random_state`` both libraries therefore start from the same weights and
+visit the samples in the same order; results agree to rounding (float64)
+rather than only statistically. The few differences are listed in the
+estimators' Notes sections.
 
 Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop-mlp[sklearn]"``.
 """
 
 from __future__ import annotations
 
-import numbers
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 
 try:
     import scipy.optimize
     import scipy.sparse
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
+    from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
     from sklearn.preprocessing import LabelBinarizer
-    from sklearn.utils import check_random_state, column_or_1d, gen_batches
+    from sklearn.utils import check_random_state, column_or_1d
     from sklearn.utils import shuffle as _shuffle
+    from sklearn.utils._param_validation import Options, StrOptions
     from sklearn.utils.metaestimators import available_if
-    from sklearn.utils.multiclass import type_of_target, unique_labels
-    from sklearn.utils.validation import check_is_fitted
-    from sklearn.utils.validation import validate_data as _validate_data
+    from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+    from sklearn.utils.optimize import _check_optimize_result
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(f"backprop.sklearn needs scikit-learn >= 1.6 and SciPy ({_error}); install them with "
                       "pip install \"backprop-mlp[sklearn]\"") from _error
 
+from .callbacks import Callback
 from .network import Network
 from .optim import SGD, Adam
 
@@ -57,73 +66,50 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 # scikit-learn's out_activation_ -> backprop's (output, loss).
 _OUTPUTS = {"softmax": ("softmax", "cross_entropy"), "logistic": ("sigmoid", "binary_cross_entropy"),
-            "identity": ("identity", "mse")}
+            "identity": ("identity", "mse"), "exp": ("exp", "poisson")}
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-# Rows per block when a sparse X is densified for prediction.
+# Rows densified at a time from a sparse X: whole mini-batches per block when training, as
+# many rows when predicting.
 _SPARSE_BLOCK_ROWS = 4096
+# scikit-learn's message when training ends with non-finite weights.
+_NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input data may contain large values "
+                      "and need to be preprocessed.")
 
 
-# -- parameter checks ---------------------------------------------------------
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+class _EpochEnd(Callback):
+    """Hands each epoch's logs to the estimator's bookkeeping; stops training when it says so."""
 
+    def __init__(self, end_epoch):
+        super().__init__()
+        self._end_epoch = end_epoch
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_bool(value):
-    return isinstance(value, (bool, np.bool_))
-
-
-def _in_interval(value, low, high, low_closed, high_closed):
-    if not _is_real(value) or np.isnan(value):
-        return False
-    above = low is None or (value >= low if low_closed else value > low)
-    below = high is None or (value <= high if high_closed else value < high)
-    return above and below and (high is not None or np.isfinite(value))
-
-
-def _interval_text(kind, low, high, low_closed, high_closed):
-    left = "[" if low_closed else "("
-    right = "]" if high_closed else ")"
-    return (f"{kind} in the range {left}{'-inf' if low is None else low}, "
-            f"{'inf' if high is None else high}{right}")
-
-
-# Real-valued parameters: (low, high, low closed, high closed), as scikit-learn constrains them.
-_REAL_PARAMS = {
-    "alpha": (0, None, True, False),
-    "learning_rate_init": (0, None, False, False),
-    "power_t": (0, None, True, False),
-    "tol": (0, None, True, False),
-    "momentum": (0, 1, True, True),
-    "validation_fraction": (0, 1, True, False),
-    "beta_1": (0, 1, True, False),
-    "beta_2": (0, 1, True, False),
-    "epsilon": (0, None, False, False),
-}
-_CHOICE_PARAMS = {
-    "activation": tuple(_ACTIVATIONS),
-    "solver": ("lbfgs", "sgd", "adam"),
-    "learning_rate": ("constant", "invscaling", "adaptive"),
-    "backend": ("native", "numpy"),
-}
-_BOOL_PARAMS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
+    def on_epoch_end(self, epoch, logs=None):
+        if self._end_epoch(logs):
+            self.network.stop_training = True
 
 
 class _BaseMLP(BaseEstimator):
     """What MLPClassifier and MLPRegressor share: validation, initialisation, the solvers.
 
     The fitted weights live in ``coefs_`` and ``intercepts_`` (NumPy arrays,
-    scikit-learn's layout); a ``backprop.Network`` computes with them and
-    keeps the optimizer's state between ``partial_fit`` calls. Whatever is
-    in ``coefs_``/``intercepts_`` when ``predict`` or a warm-started ``fit``
-    runs is what the network computes with, so they may be set by hand like
-    scikit-learn's.
+    scikit-learn's layout); a ``backprop.Network`` built from the public
+    fitted attributes computes with them and keeps the optimizer's state
+    between ``partial_fit`` calls. Whatever is in ``coefs_``/``intercepts_``
+    when ``predict``, ``partial_fit`` or a warm-started ``fit`` runs is what
+    the network computes with, so they may be set by hand like
+    scikit-learn's; the network's dtype is that of ``coefs_[0]``.
     """
 
     _classifier = False
+
+    # scikit-learn 1.9's declarations (its messages), then backprop's own two parameters.
+    # scikit-learn's own constraint objects, so that every message (set order included) is its own.
+    _parameter_constraints: dict = {
+        **_SkMLPClassifier._parameter_constraints,
+        "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
+                  Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
+        "backend": [StrOptions({"native", "numpy"})],
+    }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
@@ -155,119 +141,82 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.backend = backend
 
-    # -- validation -------------------------------------------------------------
-    def _invalid(self, name, expected, value):
-        return ValueError(f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
-                          f"Got {value!r} instead.")
-
-    def _check_params(self):
-        """Check every hyper-parameter; return the hidden layer sizes as a list of ints.
-
-        Raises ValueError naming the parameter, as scikit-learn does at fit.
-        """
+    # -- checks the constraints cannot express -------------------------------------------
+    def _hidden_layer_sizes(self):
+        """hidden_layer_sizes as a list of ints; ValueError (scikit-learn's text for sizes <= 0)."""
         sizes = self.hidden_layer_sizes
-        if _is_int(sizes):
-            sizes = [sizes]
-        elif isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-            raise self._invalid("hidden_layer_sizes", "an int >= 1 or a sequence of ints >= 1", sizes)
-        sizes = list(sizes)
-        if not all(_is_int(n) and n >= 1 for n in sizes):
-            raise self._invalid("hidden_layer_sizes", "an int >= 1 or a sequence of ints >= 1",
-                                self.hidden_layer_sizes)
-        for name, choices in _CHOICE_PARAMS.items():
-            value = getattr(self, name)
-            if not isinstance(value, str) or value not in choices:
-                raise self._invalid(name, "a str among " + "{" + ", ".join(map(repr, choices)) + "}", value)
-        for name, (low, high, low_closed, high_closed) in _REAL_PARAMS.items():
-            value = getattr(self, name)
-            if not _in_interval(value, low, high, low_closed, high_closed):
-                raise self._invalid(name, _interval_text("a float", low, high, low_closed, high_closed), value)
-        for name in _BOOL_PARAMS:
-            value = getattr(self, name)
-            if not _is_bool(value):
-                raise self._invalid(name, "an instance of 'bool'", value)
-        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
-            raise self._invalid("batch_size", "'auto' or an int in the range [1, inf)", self.batch_size)
-        for name in ("max_iter", "max_fun"):
-            value = getattr(self, name)
-            if not (_is_int(value) and value >= 1):
-                raise self._invalid(name, "an int in the range [1, inf)", value)
-        if not ((_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1)
-                or (_is_real(self.n_iter_no_change) and self.n_iter_no_change == np.inf)):
-            raise self._invalid("n_iter_no_change", "an int in the range [1, inf) or inf", self.n_iter_no_change)
-        if not (_is_bool(self.verbose) or (_is_int(self.verbose) and self.verbose >= 0)):
-            raise self._invalid("verbose", "a bool or an int in the range [0, inf)", self.verbose)
-        if not (self.random_state is None or isinstance(self.random_state, np.random.RandomState)
-                or (_is_int(self.random_state) and 0 <= self.random_state < 2 ** 32)):
-            raise self._invalid("random_state", "None, an int in the range [0, 2**32 - 1] or a "
-                                "numpy.random.RandomState instance", self.random_state)
-        if self.dtype is not None:
-            try:
-                name = np.dtype(self.dtype).name
-            except TypeError:
-                name = None
-            if name not in ("float32", "float64"):
-                raise self._invalid("dtype", "None, 'float32' or 'float64'", self.dtype)
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if not all(isinstance(n, Integral) and not isinstance(n, (bool, np.bool_)) for n in sizes):
+            raise ValueError(f"hidden_layer_sizes must hold integers, got {sizes}.")
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         if self.solver == "sgd" and self.momentum == 1:
             raise ValueError(f"The 'momentum' parameter of {type(self).__name__}: momentum=1 (velocity that "
                              "never decays) is not supported by backprop's SGD; use a value in [0, 1).")
-        return sizes
+        return [int(n) for n in sizes]
 
-    def _fit_dtype(self, X):
-        """The dtype a cold fit trains in: `dtype`, else float32 for float32 X, else float64."""
-        if self.dtype is not None:
-            return np.dtype(self.dtype)
-        return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+    # -- the network --------------------------------------------------------------------------
+    def _network(self):
+        """The backprop.Network holding coefs_ and intercepts_, built from the public attributes.
 
-    # -- the network --------------------------------------------------------------
-    def _wanted_spec(self):
-        """(sizes, hidden activation, output, dtype, backend) the weights call for now."""
-        sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        Rebuilt (which resets the optimizer's state) only when the layer
+        widths, activations, dtype (that of ``coefs_[0]``) or backend change.
+        """
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if not coefs or len(intercepts) != len(coefs):
+            raise ValueError(f"coefs_ and intercepts_ must hold one array per layer, got {len(coefs)} and "
+                             f"{len(intercepts)}")
+        sizes = (np.shape(coefs[0])[0],) + tuple(np.shape(W)[1] for W in coefs)
+        dtype = "float32" if np.asarray(coefs[0]).dtype == np.float32 else "float64"
         activation = _ACTIVATIONS.get(self.activation)
         if activation is None:
-            raise self._invalid("activation", "a str among {'identity', 'logistic', 'tanh', 'relu'}",
-                                self.activation)
-        backend = self.backend if self.backend in _CHOICE_PARAMS["backend"] else "native"
-        return (tuple(int(n) for n in sizes), activation, self.out_activation_, self._dtype_name, backend)
-
-    def _ensure_network(self):
-        """The backprop.Network, (re)built if the architecture or settings changed,
-        holding the current coefs_ and intercepts_."""
-        spec = self._wanted_spec()
-        if getattr(self, "_net", None) is None or self._net_spec != spec:
-            sizes, activation, out_activation, dtype, backend = spec
+            raise ValueError(f"The 'activation' parameter of {type(self).__name__} must be a str among "
+                             f"{set(_ACTIVATIONS)}. Got {self.activation!r} instead.")
+        out_activation = self._out_activation()
+        if out_activation not in _OUTPUTS:
+            raise ValueError(f"out_activation_ must be one of {sorted(_OUTPUTS)}, got {out_activation!r}")
+        spec = (sizes, activation, out_activation, dtype, self.backend)
+        if getattr(self, "_net", None) is None or getattr(self, "_net_spec", None) != spec:
             output, loss = _OUTPUTS[out_activation]
             self._net = Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype,
-                                backend=backend, seed=0)
+                                backend=self.backend, seed=0)
             self._net_spec = spec
-            self._optimizer = None  # its state was laid out for the previous network
-        self._push_weights(self._net)
-        return self._net
-
-    def _push_weights(self, net):
-        """Copy coefs_ (n_in, n_out) and intercepts_ into the network's layers (W is n_out x n_in)."""
-        if len(self.coefs_) != len(net.layers) or len(self.intercepts_) != len(net.layers):
-            raise ValueError(f"coefs_ and intercepts_ must hold one array per layer ({len(net.layers)})")
-        for i, (layer, W, b) in enumerate(zip(net.layers, self.coefs_, self.intercepts_)):
+            self._attach_optimizer(self._net)
+        net = self._net
+        for i, (layer, W, b) in enumerate(zip(net.layers, coefs, intercepts)):
             W, b = np.asarray(W), np.asarray(b)
             if W.shape != (layer.n_in, layer.n_out):
                 raise ValueError(f"coefs_[{i}] must have shape {(layer.n_in, layer.n_out)}, got {W.shape}")
             if b.shape != (layer.n_out,):
                 raise ValueError(f"intercepts_[{i}] must have shape {(layer.n_out,)}, got {b.shape}")
-            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
-                raise ValueError(f"coefs_[{i}] or intercepts_[{i}] contains NaN or infinity")
-            layer.W = W.T
+            layer.W = W.T  # refuses NaN and infinity, naming the layer
             layer.b = b
+        return net
+
+    def _attach_optimizer(self, net):
+        """Carry the optimizer's state (momentum, moments, step count) over to a new network of the
+        same parameter layout, e.g. after unpickling; partial_fit then continues as before."""
+        previous = getattr(self, "_optimizer", None)
+        if previous is None:
+            return
+        # A new optimizer object: the unpickled one's arrays may be read-only memory maps.
+        optimizer = type(previous)(**previous.get_config())
+        state = optimizer._state_for(net)
+        if previous.state and all(np.shape(previous.state.get(name)) == array.shape for name, array in state.items()):
+            for name, array in state.items():
+                array[...] = previous.state[name]
+            optimizer.step_count = previous.step_count
+        self._optimizer = optimizer
 
     def _pull_weights(self, net):
         """coefs_ and intercepts_ from the network: copies, scikit-learn's layout."""
-        self.coefs_ = [np.ascontiguousarray(layer.W.T) for layer in net.layers]
+        self.coefs_ = [np.array(layer.W.T, order="C") for layer in net.layers]
         self.intercepts_ = [layer.b.copy() for layer in net.layers]
 
     def _forward(self, X, net=None):
         """Output activations for validated X (dense or sparse), with `net` or the synced network."""
         if net is None:
-            net = self._ensure_network()
+            net = self._network()
         if not scipy.sparse.issparse(X):
             return net.forward(X)
         X = X.tocsr()
@@ -278,22 +227,17 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         # dtype="numeric" as scikit-learn's MLP predicts: arrays of strings are
         # refused here, though fit converts numeric strings as scikit-learn's does.
-        X = _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype="numeric")
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype="numeric")
         return X if X.dtype in (np.float64, np.float32) else X.astype(np.float64)
 
-    # -- fitting --------------------------------------------------------------------
+    # -- fitting --------------------------------------------------------------------------------
     def _initialize(self, y, layer_units, dtype):
         """Fresh fitted state and Glorot-uniform weights drawn like scikit-learn's."""
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        if not self._classifier:
-            self.out_activation_ = "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
+        self.out_activation_ = self._default_out_activation()
         # scikit-learn's scheme and draw order: per layer, U(±sqrt(factor / (fan_in + fan_out)))
         # for the (fan_in, fan_out) weights, then for the fan_out biases; factor 2 for logistic.
         factor = 2.0 if self.activation == "logistic" else 6.0
@@ -302,12 +246,10 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (fan_in + fan_out))
             self.coefs_.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
             self.intercepts_.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype))
-        self._dtype_name = np.dtype(dtype).name
-        self._net = None
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
         self._optimizer = None
-        self._ensure_network()
-        self._best_weights = self._snapshot(self._net)
-        for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+        for name in ("loss_", "loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
             self.__dict__.pop(name, None)
         if self.solver in _STOCHASTIC_SOLVERS:
             self._init_stochastic_state()
@@ -324,56 +266,66 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    @staticmethod
-    def _snapshot(net):
-        return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
-
-    def _fit(self, X, y, incremental):
-        hidden = self._check_params()
+    def _fit(self, X, y, sample_weight, incremental, hidden):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+            if np.any(sample_weight < 0):
+                raise ValueError("sample_weight must be >= 0: backprop trains on weighted means of the losses "
+                                 f"with non-negative weights; got {sample_weight.min():g}")
+            sample_weight = sample_weight.astype(np.float64, copy=False)
         if y.ndim == 1:
             y = y.reshape(-1, 1)
-        n_features = X.shape[1]
-        layer_units = [n_features] + hidden + [y.shape[1]]
+        layer_units = [X.shape[1]] + hidden + [y.shape[1]]
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, self._fit_dtype(X))
         else:
-            if y.shape[1] != self.n_outputs_:
-                raise ValueError(f"y has {y.shape[1]} outputs, but the fitted network has {self.n_outputs_}")
-            current = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
-            if current != layer_units:
-                raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not match the fitted "
-                                 f"layer widths {current[1:-1]}; warm_start and partial_fit keep the "
-                                 "architecture (refit with warm_start=False to change it)")
-            if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
-                self._init_stochastic_state()  # the previous fit used lbfgs
+            self._check_continuation(y, layer_units)
+        net = self._network()
+        X = X.astype(net.dtype, copy=False)
+        targets = self._network_targets(y, net.dtype)
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(net, X, y, targets, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(net, X, targets, sample_weight)
+        return self
+
+    def _fit_dtype(self, X):
+        """The dtype a cold fit trains in: `dtype`, else X's (float32 or float64), as scikit-learn's."""
+        return np.dtype(self.dtype if self.dtype is not None else X.dtype)
+
+    def _check_continuation(self, y, layer_units):
+        """Warm starts and partial_fit keep the architecture and the output; refuse what does not fit."""
+        current = [np.shape(self.coefs_[0])[0]] + [np.shape(W)[1] for W in self.coefs_]
+        if current[-1] != layer_units[-1]:
+            raise ValueError(f"y has {layer_units[-1]} outputs, but the fitted network has {current[-1]}")
+        if current != layer_units:
+            raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not match the fitted layer "
+                             f"widths {current[1:-1]}; warm_start and partial_fit keep the architecture (refit "
+                             "with warm_start=False to change it)")
+        out_activation = self._out_activation()
+        if out_activation != self._default_out_activation():
+            raise ValueError(f"out_activation_={out_activation!r} does not suit this fit (it needs "
+                             f"{self._default_out_activation()!r}); refit with warm_start=False")
+        self.n_outputs_ = layer_units[-1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = out_activation
+        if self.solver in _STOCHASTIC_SOLVERS:
+            if not hasattr(self, "t_"):
+                self.t_ = 0  # weights set by hand
+            if not hasattr(self, "loss_curve_"):
+                self._init_stochastic_state()  # set by hand, or the previous fit used lbfgs
             if self.early_stopping and getattr(self, "validation_scores_", None) is None:
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
-        net = self._ensure_network()
-        dtype = net.dtype
-        X = X.astype(dtype, copy=False)
-        targets = self._network_targets(y, dtype)
-
-        try:
-            if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(net, X, y, targets, incremental)
-            else:
-                self._fit_lbfgs(net, X, y, targets)
-        except FloatingPointError as error:
-            self._pull_weights(net)
-            raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
-                             "large values and need to be preprocessed (or lower learning_rate_init). "
-                             f"backprop stopped before the non-finite update: {error}") from error
-        return self
 
     def _network_targets(self, y, dtype):
         """What backprop's loss takes: class indices for softmax, else float rows."""
-        if getattr(self, "out_activation_", None) == "softmax":
+        if self._out_activation() == "softmax":
             return np.asarray(y).argmax(axis=1).astype(np.int64)
         return np.asarray(y, dtype=dtype)
 
@@ -382,10 +334,14 @@ class _BaseMLP(BaseEstimator):
         return self.n_outputs_ if self.out_activation_ == "identity" else 1
 
     def _make_optimizer(self):
+        # convention='sklearn': weight decay alpha·W / Σ_batch w (scikit-learn's L2 gradient), and
+        # Adam's epsilon added to sqrt(v) before the bias correction.
         if self.solver == "sgd":
             return SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                       nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
-        return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
+                       nesterov=bool(self.nesterovs_momentum and self.momentum > 0), weight_decay=self.alpha,
+                       convention="sklearn")
+        return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon,
+                    weight_decay=self.alpha, convention="sklearn")
 
     @staticmethod
     def _set_lr(optimizer, lr):
@@ -401,98 +357,142 @@ class _BaseMLP(BaseEstimator):
             buffer *= buffer.dtype.type(optimizer.lr / lr)
         optimizer.lr = lr
 
-    def _train_batch(self, net, optimizer, X_batch, t_batch, scale):
-        """One update on one mini-batch; returns the batch's loss times its size (scikit-learn's sum)."""
-        n = X_batch.shape[0]
-        penalty = 0.0
-        if self.alpha > 0:
-            penalty = 0.5 * self.alpha * sum(float(np.vdot(layer.W, layer.W)) for layer in net.layers)
-        # scikit-learn's gradient of alpha/(2·n_batch)·‖W‖² is alpha·W/n_batch: weight decay alpha/n_batch,
-        # set per batch so that a smaller last batch gets its own.
-        optimizer.weight_decay = self.alpha / n
-        if optimizer.kind == "adam":
-            # scikit-learn adds epsilon to sqrt(v) before bias correction, backprop to sqrt(v̂) after it:
-            # this epsilon makes the two steps identical.
-            optimizer.eps = self.epsilon / np.sqrt(1.0 - self.beta_2 ** (optimizer.step_count + 1))
-        history = net.fit(X_batch, t_batch, epochs=1, batch_size=n, optimizer=optimizer, shuffle=False)
-        return history["loss"][0] * n / scale + penalty
-
-    def _fit_stochastic(self, net, X, y, targets, incremental):
+    # -- the stochastic solvers -----------------------------------------------------------------
+    def _fit_stochastic(self, net, X, y, targets, sample_weight, incremental):
         if not incremental or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._make_optimizer()
         optimizer = self._optimizer
+        optimizer.weight_decay = self.alpha
 
-        early_stopping = self.early_stopping
-        if early_stopping:
+        validation = None
+        if self.early_stopping:
+            # Splitting row indices draws what splitting X, y (and sample_weight) draws.
             stratify = y if (self._classifier and self.n_outputs_ == 1) else None
-            index = np.arange(X.shape[0])
-            train_index, val_index = train_test_split(index, random_state=self._random_state,
-                                                      test_size=self.validation_fraction, stratify=stratify)
-            if val_index.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the "
-                                 "size of your dataset.")
-            X_train, t_train = X[train_index], targets[train_index]
-            X_val, y_val = X[val_index], self._validation_targets(y[val_index])
-        else:
-            X_train, t_train = X, targets
-        if scipy.sparse.issparse(X_train):
-            X_train = X_train.tocsr()
+            train, val = train_test_split(np.arange(X.shape[0]), random_state=self._random_state,
+                                          test_size=self.validation_fraction, stratify=stratify)
+            if val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                                 "your dataset.")
+            validation = (X[val], self._validation_targets(y[val]),
+                          None if sample_weight is None else sample_weight[val])
+            X, targets = X[train], targets[train]
+            sample_weight = None if sample_weight is None else sample_weight[train]
 
-        n_samples = X_train.shape[0]
+        n_samples = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                              "clipped", UserWarning, stacklevel=3)
+                              "clipped", UserWarning, stacklevel=4)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        scale = self._loss_scale()
-        sparse = scipy.sparse.issparse(X_train)
+        epochs = 1 if incremental else self.max_iter
+
         sample_index = np.arange(n_samples)
 
+        def epoch_order(epoch):
+            # scikit-learn reshuffles the previous epoch's order with its random state each epoch.
+            nonlocal sample_index
+            if self.shuffle:
+                sample_index = _shuffle(sample_index, random_state=self._random_state)
+            return sample_index
+
+        scale = self._loss_scale()
+
+        def end_epoch(logs):
+            loss = logs["loss"] / scale + logs.get("l2_penalty", 0.0)
+            return self._end_epoch(net, loss, validation, optimizer, n_samples, incremental)
+
+        self.n_iter_ = 0
+        diverged = False
         try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_index = _shuffle(sample_index, random_state=self._random_state)
-                accumulated = 0.0
-                for batch in gen_batches(n_samples, batch_size):
-                    rows = sample_index[batch] if self.shuffle else batch
-                    X_batch = X_train[rows]
-                    if sparse:
-                        X_batch = X_batch.toarray()
-                    accumulated += self._train_batch(net, optimizer, X_batch, t_train[rows], scale)
-                self.n_iter_ += 1
-                self.loss_ = accumulated / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                self._update_no_improvement_count(net, early_stopping, X_val if early_stopping else None,
-                                                  y_val if early_stopping else None)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._set_lr(optimizer, self.learning_rate_init / (self.t_ + 1) ** self.power_t)
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    message = (f"{what} did not improve more than tol={self.tol:f} for "
-                               f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(optimizer, message):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                                  "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+            try:
+                if scipy.sparse.issparse(X):
+                    self._sparse_epochs(net, optimizer, X, targets, sample_weight, batch_size, epochs, epoch_order,
+                                        end_epoch)
+                else:
+                    net.fit(X, targets, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                            shuffle=epoch_order, callbacks=[_EpochEnd(end_epoch)], sample_weight=sample_weight)
+            except FloatingPointError:
+                # The core stopped before the first non-finite step. scikit-learn trains on with
+                # NaN weights until a stopping rule or max_iter ends the loop: replay that.
+                diverged = True
+                stop = self._end_epoch(None, np.nan, validation, optimizer, n_samples, incremental)
+                while not stop and self.n_iter_ < epochs:
+                    epoch_order(self.n_iter_)  # the random draws of the epochs scikit-learn would run
+                    stop = self._end_epoch(None, np.nan, validation, optimizer, n_samples, incremental)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
+            warnings.warn("Training interrupted by user.", UserWarning, stacklevel=4)
 
-        if early_stopping:
-            for layer, (W, b) in zip(net.layers, self._best_weights):
-                layer.W, layer.b = W, b
         self._pull_weights(net)
+        if self.early_stopping:
+            best = self._best_weights()
+            if all(np.isfinite(a).all() for part in best for a in part):
+                self.coefs_, self.intercepts_ = best
+                return
+        if diverged:
+            raise ValueError(_NONFINITE_MESSAGE + " backprop stopped before the first non-finite update and "
+                             "kept the last finite weights; a smaller learning_rate_init may help.")
+
+    def _sparse_epochs(self, net, optimizer, X, targets, sample_weight, batch_size, epochs, epoch_order,
+                       end_epoch):
+        """The epochs for a sparse X: each epoch's rows densified in blocks of whole mini-batches,
+        one Network.fit call per block, so the batches are those of the dense path."""
+        X = X.tocsr()
+        n = X.shape[0]
+        step = max(1, _SPARSE_BLOCK_ROWS // batch_size) * batch_size
+        for epoch in range(epochs):
+            order = epoch_order(epoch)
+            loss_sum = penalty_sum = 0.0
+            for start, stop in self._blocks(order, step, sample_weight):
+                rows = order[start:stop]
+                weights = None if sample_weight is None else sample_weight[rows]
+                logs = net.fit(X[rows].toarray(), targets[rows], epochs=1, batch_size=batch_size,
+                               optimizer=optimizer, shuffle=False, sample_weight=weights).history
+                loss_sum += logs["loss"][0] * rows.shape[0]
+                penalty_sum += logs.get("l2_penalty", [0.0])[0] * rows.shape[0]
+            if end_epoch({"loss": loss_sum / n, "l2_penalty": penalty_sum / n}):
+                break
+
+    @staticmethod
+    def _blocks(order, step, sample_weight):
+        """[start, stop) ranges of `order`, `step` rows each (whole mini-batches); a block whose
+        weights are all 0 joins the next (or the last) one, as Network.fit needs some weight."""
+        n = order.shape[0]
+        blocks, start = [], 0
+        for stop in list(range(step, n, step)) + [n]:
+            if sample_weight is not None and not sample_weight[order[start:stop]].sum() > 0:
+                continue  # grow the block
+            blocks.append([start, stop])
+            start = stop
+        if start < n:  # trailing rows without weight join the last block
+            blocks[-1][1] = n
+        return blocks
+
+    def _end_epoch(self, net, loss, validation, optimizer, n_samples, incremental):
+        """scikit-learn's bookkeeping after an epoch; True to stop. `net` is None after divergence."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n_samples
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        self._update_no_improvement_count(net, validation)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._set_lr(optimizer, self.learning_rate_init / (self.t_ + 1) ** self.power_t)
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            message = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                       "consecutive epochs.")
+            if self._trigger_stopping(optimizer, message):
+                return True
+            self._no_improvement_count = 0
+        if incremental:
+            return True
+        if self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=2)
+        return False
 
     def _trigger_stopping(self, optimizer, message):
         """True to stop; with SGD's adaptive schedule divide the rate by 5 instead, down to 1e-6."""
@@ -509,9 +509,14 @@ class _BaseMLP(BaseEstimator):
             print(message + " Setting learning rate to %f" % optimizer.lr)
         return False
 
-    def _update_no_improvement_count(self, net, early_stopping, X_val, y_val):
-        if early_stopping:
-            score = self._score_output(self._forward(X_val, net), y_val)
+    def _update_no_improvement_count(self, net, validation):
+        if self.early_stopping:
+            X_val, y_val, sample_weight_val = validation
+            if net is None:  # diverged: scikit-learn's NaN weights give NaN outputs
+                output = np.full((X_val.shape[0], self.n_outputs_), np.nan)
+            else:
+                output = self._forward(X_val, net)
+            score = self._score_output(output, y_val, sample_weight_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -521,7 +526,12 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_weights = self._snapshot(net)
+                if net is None:  # scikit-learn keeps its NaN weights as the best, and raises at the end
+                    self._best_coefs = [np.full(np.shape(c), np.nan) for c in self.coefs_]
+                    self._best_intercepts = [np.full(np.shape(b), np.nan) for b in self.intercepts_]
+                else:
+                    self._best_coefs = [np.array(layer.W.T, order="C") for layer in net.layers]
+                    self._best_intercepts = [layer.b.copy() for layer in net.layers]
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -530,100 +540,78 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _fit_lbfgs(self, net, X, y, targets):
+    def _best_weights(self):
+        """The weights early stopping kept (the current ones if none were recorded, e.g. set by hand)."""
+        coefs = getattr(self, "_best_coefs", None)
+        intercepts = getattr(self, "_best_intercepts", None)
+        if coefs is None or intercepts is None:
+            return self.coefs_, self.intercepts_
+        return [np.array(c) for c in coefs], [np.array(b) for b in intercepts]
+
+    def _score_output(self, output, y_true, sample_weight):
+        """scikit-learn's validation score of network outputs: NaN for non-finite float predictions."""
+        y_pred = self._prediction(output)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        with np.errstate(over="ignore"):  # huge predictions of a diverging run score -inf, silently
+            return self._score_function(y_true, y_pred, sample_weight=sample_weight)
+
+    # -- L-BFGS ---------------------------------------------------------------------------------
+    def _fit_lbfgs(self, net, X, targets, sample_weight):
+        """scipy's L-BFGS-B on the full-batch loss + alpha/(2·Σw)·Σ‖W‖², from parameters() and
+        gradients(flat=True)."""
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        n_samples = X.shape[0]
-        alpha = self.alpha
-        layers = net.layers
-        shapes = [(layer.W.shape, layer.b.shape) for layer in layers]
-
-        def unpack(x):
-            at = 0
-            for layer, (w_shape, b_shape) in zip(layers, shapes):
-                size = w_shape[0] * w_shape[1]
-                layer.W = x[at:at + size].reshape(w_shape)
-                at += size
-                layer.b = x[at:at + b_shape[0]]
-                at += b_shape[0]
+        params = net.parameters()
+        # parameters() is [W1, b1, W2, b2, ...]: 1 where it holds a weight (penalised), 0 for a bias.
+        weight_mask = np.concatenate([np.r_[np.ones(layer.W.size), np.zeros(layer.b.size)] for layer in net.layers])
+        weight_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        decay = self.alpha / weight_sum
 
         def penalty():
-            return 0.5 * alpha * sum(float(np.vdot(layer.W, layer.W)) for layer in layers) / n_samples
+            weights = params[weight_mask > 0]
+            return 0.5 * decay * float(np.dot(weights, weights))
 
         def loss_and_gradient(x):
             if not np.all(np.isfinite(x)):
                 raise FloatingPointError("L-BFGS-B proposed non-finite weights")
-            unpack(x)
-            loss, grads = net.gradients(X, targets)
-            parts = []
-            for layer, (dW, db) in zip(layers, grads):
-                parts.append((dW + (alpha / n_samples) * layer.W).ravel())
-                parts.append(db)
-            return loss + penalty(), np.concatenate(parts).astype(np.float64)
+            params[...] = x
+            loss, grads = net.gradients(X, targets, flat=True, sample_weight=sample_weight)
+            return loss + penalty(), (grads + decay * weight_mask * params).astype(np.float64)
 
-        x0 = np.concatenate([part for layer in layers for part in (layer.W.ravel(), layer.b)]).astype(np.float64)
-        result = scipy.optimize.minimize(loss_and_gradient, x0, method="L-BFGS-B", jac=True,
-                                         options={"maxfun": self.max_fun, "maxiter": self.max_iter,
-                                                  "gtol": self.tol})
-        unpack(result.x)
-        self.n_iter_ = min(int(result.nit), self.max_iter)
+        x0 = params.astype(np.float64)
+        try:
+            result = scipy.optimize.minimize(loss_and_gradient, x0, method="L-BFGS-B", jac=True,
+                                             options={"maxfun": self.max_fun, "maxiter": self.max_iter,
+                                                      "gtol": self.tol})
+        except FloatingPointError as error:
+            self._pull_weights(net)
+            raise ValueError(f"{_NONFINITE_MESSAGE} ({error})") from error
+        params[...] = result.x
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         loss = float(np.asarray(result.fun))
         scale = self._loss_scale()
-        if scale != 1:
-            extra = penalty()
-            loss = (loss - extra) / scale + extra
+        if scale != 1:  # minimised ½·Σ_outputs (see MLPRegressor's Notes), reported as ½·mean_outputs
+            loss = (loss - penalty()) / scale + penalty()
         self.loss_ = loss
         if self.verbose:
             print(f"L-BFGS-B: {result.message} after {result.nit} iterations, {result.nfev} evaluations, "
                   f"loss = {self.loss_:.8f}")
-        if result.status != 0:
-            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status="
-                          f"{result.status}): {result.message}. Increase the number of iterations "
-                          f"(max_iter={self.max_iter}) or function evaluations (max_fun={self.max_fun}), "
-                          "or scale the data.", ConvergenceWarning, stacklevel=3)
         self._pull_weights(net)
 
-    # -- pickling -------------------------------------------------------------------
+    # -- pickling ---------------------------------------------------------------------------------
     def __getstate__(self):
-        # The network holds the compiled core's objects, which do not pickle; its weights are
-        # coefs_/intercepts_ already. Keep the optimizer's state so partial_fit continues as before.
+        # The network is rebuilt from coefs_ and intercepts_ when next needed, and the optimizer's
+        # state (kept in the pickle) attached to it.
         state = dict(super().__getstate__())
         state.pop("_net", None)
-        optimizer = state.pop("_optimizer", None)
-        if optimizer is not None:
-            hyper = {"lr": optimizer.lr, "weight_decay": optimizer.weight_decay}
-            if optimizer.kind == "sgd":
-                hyper.update(momentum=optimizer.momentum, nesterov=optimizer.nesterov)
-            else:
-                hyper.update(beta1=optimizer.beta1, beta2=optimizer.beta2, eps=optimizer.eps)
-            state["_optimizer_snapshot"] = {
-                "kind": optimizer.kind, "hyper": hyper, "step_count": int(optimizer.step_count),
-                "state": {name: np.array(array) for name, array in optimizer.state.items()}}
+        state.pop("_net_spec", None)
         return state
 
-    def __setstate__(self, state):
-        snapshot = state.pop("_optimizer_snapshot", None)
-        had_network = "_net_spec" in state
-        super().__setstate__(state)
-        if not had_network:
-            return
-        self._net = None
-        self._ensure_network()
-        if snapshot is not None:
-            optimizer = (SGD if snapshot["kind"] == "sgd" else Adam)(**snapshot["hyper"])
-            if snapshot["state"] and hasattr(optimizer, "_state_for"):
-                # backprop has no public way to hand an optimizer saved state for a network yet.
-                arrays = optimizer._state_for(self._net)
-                for name, array in snapshot["state"].items():
-                    if name in arrays and arrays[name].shape == array.shape:
-                        arrays[name][...] = array
-                optimizer.step_count = snapshot["step_count"]
-            self._optimizer = optimizer
-
-    # -- tags -------------------------------------------------------------------------
+    # -- tags -------------------------------------------------------------------------------------
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # accepted, densified one mini-batch (or block) at a time
+        tags.input_tags.sparse = True  # accepted, densified in blocks of rows (see Notes)
         return tags
 
     # Methods that need partial_fit: only the stochastic solvers train incrementally.
@@ -644,8 +632,9 @@ _COMMON_PARAMETERS = """
         method="L-BFGS-B")`` on loss and gradients from the core; 'sgd' and
         'adam' train on mini-batches.
     alpha : float >= 0, default=0.0001
-        L2 penalty: alpha / (2·n) · Σ‖W‖² over the weights (not the
-        intercepts), n the samples in the batch.
+        L2 penalty: alpha / (2·Σw) · Σ‖W‖² over the weights (not the
+        intercepts), Σw the summed sample weights of the batch (its size
+        without sample_weight).
     batch_size : int or 'auto', default='auto'
         Mini-batch size for the stochastic solvers; 'auto' is
         min(200, n_samples). Clipped (with a warning) to n_samples.
@@ -674,14 +663,15 @@ _COMMON_PARAMETERS = """
         Start fit from the current coefs_ and intercepts_ (which may be set
         by hand) instead of new random weights.
     momentum : float in [0, 1], default=0.9
-        Momentum of 'sgd' (1 is not supported, see Notes).
+        Momentum of 'sgd' (1 is refused, see Notes).
     nesterovs_momentum : bool, default=True
         Nesterov's momentum for 'sgd' with momentum > 0.
     early_stopping : bool, default=False
         Hold out validation_fraction of the training data and stop when the
         validation score (accuracy for the classifier, R² for the regressor)
         has not improved by tol for n_iter_no_change epochs; the best weights
-        are kept. Stochastic solvers only.
+        are kept. Stochastic solvers only. With sample_weight the held-out
+        samples keep their weights and the score is weighted.
     validation_fraction : float in [0, 1), default=0.1
         Held-out share for early stopping.
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
@@ -698,7 +688,8 @@ _COMMON_PARAMETERS = """
     dtype : {None, 'float32', 'float64'}, default=None
         The precision the network trains and predicts in. None does what
         scikit-learn does: float32 for float32 X, float64 for anything else.
-        Fixed when the weights are initialised; warm starts keep it.
+        Fixed when the weights are initialised: afterwards the network
+        computes in the dtype of coefs_[0].
     backend : {'native', 'numpy'}, default='native'
         backprop's C++ core, or its pure-NumPy reference implementation."""
 
@@ -736,24 +727,22 @@ _COMMON_ATTRIBUTES = """
         Output activation, in scikit-learn's names."""
 
 _COMMON_NOTES = """
-    Training follows scikit-learn's estimator step for step: the same
-    initialisation and random-state calls, shuffling, mini-batches, L2 term,
-    learning-rate schedules, stopping rules and early stopping. Started from
-    the same weights, loss_ and the weights after an epoch agree with
-    scikit-learn's to rounding in float64. How the matching is done, and
-    where the two differ:
+    Training follows scikit-learn 1.9's estimator step for step: the same
+    initialisation and random-state calls, shuffling, mini-batches, weighted
+    losses, L2 term, learning-rate schedules, stopping rules and early
+    stopping. Started from the same weights, loss_ and the weights after an
+    epoch agree with scikit-learn's to rounding in float64. How the matching
+    is done, and where the two differ:
 
-    - Weight decay. scikit-learn's gradient adds alpha·W / n_batch; each
-      mini-batch is trained with backprop's weight_decay = alpha / n_batch,
-      so a smaller last batch gets its own decay, as in scikit-learn.
-    - loss_ includes alpha / (2·n_batch)·Σ‖W‖² at each batch's weights, as
-      scikit-learn's does. The core is therefore called once per
-      mini-batch (``Network.fit(..., epochs=1)``) rather than once per
-      epoch: exact, and the per-call overhead (tens of microseconds) is
-      small next to a batch of the default size.
-    - Adam: scikit-learn adds epsilon to sqrt(v) before bias correction and
-      backprop to sqrt(v̂) after it; each step uses backprop eps =
-      epsilon / sqrt(1 - beta_2**t), which makes the updates identical.
+    - Whole epochs in the core. 'sgd' and 'adam' run all epochs in one
+      ``Network.fit`` call with scikit-learn's conventions
+      (``convention='sklearn'``: weight decay alpha·W / Σ_batch w, Adam's
+      epsilon added to sqrt(v) before the bias correction), the shuffling
+      order scikit-learn draws, and the sample weights. loss_, the stopping
+      rules, the 'invscaling' and 'adaptive' rates and early stopping's
+      scoring and best-weight snapshots run between epochs, in a callback.
+    - loss_ includes alpha / (2·Σ_batch w)·Σ‖W‖² at each batch's weights
+      before its step, as scikit-learn's does; the core sums it.
     - SGD momentum: scikit-learn's velocity v = μ·v − η·g and backprop's
       (PyTorch's) buffer differ when the rate changes ('invscaling',
       'adaptive'); the buffer is rescaled when the rate changes, so the
@@ -763,26 +752,46 @@ _COMMON_NOTES = """
       exp, softplus) rather than from probabilities clipped at machine
       epsilon: it differs only for saturated outputs, where scikit-learn
       caps each sample's loss at -log(eps) ≈ 36 and backprop does not.
-    - A training step whose loss or weights turn NaN or infinite raises
-      ValueError at once, keeping the last finite weights; scikit-learn
-      raises the same error after training on.
-    - Sparse X is accepted and densified one mini-batch (or one block of
-      rows when predicting; all of it for 'lbfgs') at a time.
-    - ``sample_weight`` (scikit-learn >= 1.7) is not supported: backprop's
-      losses and gradients are unweighted batch means.
-    - Changing hidden_layer_sizes between warm-started fits raises
-      ValueError instead of failing later."""
-
+    - Divergence. backprop's core never takes a step whose loss or new
+      weights are NaN or infinite; scikit-learn trains on with NaN weights.
+      The estimator replays what scikit-learn then does: every later epoch
+      counts with loss nan (and a validation score computed from NaN
+      outputs) until a stopping rule or max_iter ends training. With
+      early_stopping the best weights seen are restored and fit returns
+      normally (validation_scores_ ends in nan for the regressor; the
+      classifier's NaN outputs predict classes_[0], and if that scores
+      best, scikit-learn keeps its NaN weights and raises, as this
+      estimator then does). Without early_stopping fit raises
+      scikit-learn's ValueError ("Solver produced non-finite parameter
+      weights"), after the same ConvergenceWarning. Where scikit-learn's
+      weights end NaN, these keep the last finite ones. scikit-learn's
+      losses can pass through ±inf on the way; here the diverged epoch and
+      those after it read nan.
+    - sample_weight: negative weights are refused (scikit-learn accepts
+      them); a mini-batch whose weights are all 0 takes a step with zero
+      gradient, where scikit-learn divides by zero.
+    - Sparse X is accepted and densified in blocks of whole mini-batches
+      (about 4096 rows) as each epoch visits them, one ``Network.fit`` call
+      per block, so the steps are those of dense X; all of it at once for
+      'lbfgs'; blocks of rows when predicting.
+    - Changing hidden_layer_sizes (or the regressor's loss) between
+      warm-started fits raises ValueError instead of failing later.
+    - Fitted attributes set by hand on a new estimator are enough to
+      predict and partial_fit: coefs_ and intercepts_ (whose shapes give
+      the architecture and whose dtype the precision), and for the
+      classifier classes_ (``_label_binarizer``, out_activation_ and
+      n_outputs_ are derived when absent); t_ and the loss curve start
+      afresh when absent."""
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     # Built from the shared sections above; a concatenation is no docstring, so assign __doc__.
     __doc__ = ("""Multi-layer perceptron classifier trained by backprop; drop-in for
     :class:`sklearn.neural_network.MLPClassifier`.
 
-    Minimises the log-loss with L-BFGS-B, SGD or Adam. Binary targets get
-    one logistic output unit (binary cross-entropy), multiclass targets a
-    softmax layer (cross-entropy), multilabel indicator matrices one
-    logistic unit per label. Labels may be strings or numbers.
+    Minimises the (sample-weighted) log-loss with L-BFGS-B, SGD or Adam.
+    Binary targets get one logistic output unit (binary cross-entropy),
+    multiclass targets a softmax layer (cross-entropy), multilabel indicator
+    matrices one logistic unit per label. Labels may be strings or numbers.
 
     Parameters
     ----------""" + _COMMON_PARAMETERS + """
@@ -823,8 +832,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                          max_fun=max_fun, dtype=dtype, backend=backend)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                              dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         # A new label encoding on a cold fit; warm starts need the same classes, partial_fit a subset.
@@ -841,22 +850,38 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(bool)
+        return X, self._binarizer().transform(y).astype(bool)
+
+    def _binarizer(self):
+        """The LabelBinarizer of classes_; derived from classes_ and the output layer when classes_
+        was set by hand without it."""
+        binarizer = getattr(self, "_label_binarizer", None)
+        if binarizer is not None:
+            return binarizer
+        n_outputs = np.shape(self.coefs_[-1])[1]
+        if n_outputs > 1 and getattr(self, "out_activation_", None) == "logistic":  # multilabel
+            return LabelBinarizer().fit(np.vstack([np.zeros(n_outputs, int), np.ones(n_outputs, int)]))
+        return LabelBinarizer().fit(self.classes_)
+
+    def _default_out_activation(self):
+        return "softmax" if self._binarizer().y_type_ == "multiclass" else "logistic"
+
+    def _out_activation(self):
+        return getattr(self, "out_activation_", None) or self._default_out_activation()
 
     def _validation_targets(self, y_indicator):
-        return self._label_binarizer.inverse_transform(y_indicator)
-
-    def _score_output(self, output, y_true):
-        if not np.all(np.isfinite(output)):
-            return np.nan
-        return accuracy_score(y_true, self._labels(output))
+        return self._binarizer().inverse_transform(y_indicator)
 
     def _labels(self, output):
-        if self.n_outputs_ == 1:
+        if output.shape[1] == 1:
             output = output.ravel()
-        return self._label_binarizer.inverse_transform(output)
+        return self._binarizer().inverse_transform(output)
 
-    def fit(self, X, y):
+    _prediction = _labels
+    _score_function = staticmethod(accuracy_score)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to X and y.
 
         Parameters
@@ -865,21 +890,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Input data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights: each mini-batch minimises Σ w·L / Σ w
+            (the whole set for 'lbfgs'), and the L2 term is divided by Σ w.
 
         Returns
         -------
         self : MLPClassifier
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, hidden=self._hidden_layer_sizes())
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over X and y, continuing from the current weights and optimizer state.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights, as for fit.
         classes : array of shape (n_classes,), default=None
             All classes across the calls; required on the first call (not for
             multilabel y), after which y may hold any subset of them.
@@ -888,22 +919,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self : MLPClassifier
         """
-        self._check_params()
-        if classes is not None:
-            classes = unique_labels(classes)
-        if getattr(self, "classes_", None) is None:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit.")
+        hidden = self._hidden_layer_sizes()
+        if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-            self.classes_ = self._label_binarizer.classes_
-        elif classes is not None and not np.array_equal(np.asarray(self.classes_), classes):
-            raise ValueError(f"`classes={classes}` is not the same as on the first call to partial_fit, "
-                             f"which was {self.classes_}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True, hidden=hidden)
 
     def predict(self, X):
         """Predicted class labels.
@@ -932,7 +955,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         probability per label.
         """
         output = self._forward(self._check_X_predict(X))
-        if self.n_outputs_ == 1:
+        if output.shape[1] == 1:
             p = output.ravel()
             return np.vstack([1 - p, p]).T
         return output
@@ -981,14 +1004,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = ("""Multi-layer perceptron regressor trained by backprop; drop-in for
     :class:`sklearn.neural_network.MLPRegressor`.
 
-    Minimises the squared error with L-BFGS-B, SGD or Adam; identity output
-    units, one per target.
+    Minimises the (sample-weighted) squared error, or half the Poisson
+    deviance, with L-BFGS-B, SGD or Adam; one output unit per target.
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        Half the squared error. scikit-learn's 'poisson' (exponential output)
-        is not available: backprop has no exponential output activation.""" + _COMMON_PARAMETERS + """
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'squared_error': half the squared error, identity outputs.
+        'poisson': half the Poisson deviance Σ y·log(y/ŷ) − y + ŷ with
+        ŷ = exp(z), the log link (backprop's exp output and poisson loss);
+        needs y >= 0.""" + _COMMON_PARAMETERS + """
 
     Attributes
     ----------""" + _COMMON_ATTRIBUTES + """
@@ -1004,6 +1029,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ½·Σ_outputs mean + penalty (the function scikit-learn's gradient
     belongs to, consistent with its stochastic solvers) and loss_ is
     reported in scikit-learn's convention. With one output nothing differs.
+
+    Poisson loss: computed from the output layer's pre-activations z as
+    Σ y·(log y − z) − y + exp(z) (0·log 0 = 0), scikit-learn's
+    xlogy(y, y/ŷ) − y + ŷ with ŷ = exp(z) to rounding; δ = exp(z) − y.
+
+    partial_fit exists for 'sgd' and 'adam' only, as for the classifier;
+    scikit-learn 1.9's MLPRegressor also offers it with 'lbfgs', where it
+    runs a whole L-BFGS fit.
 """ + _COMMON_NOTES + """
 
     Examples
@@ -1032,30 +1065,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
                          max_fun=max_fun, dtype=dtype, backend=backend)
 
-    def _check_params(self):
-        if self.loss == "poisson":
-            raise ValueError("The 'loss' parameter of MLPRegressor: 'poisson' is not supported by backprop "
-                             "(it needs an exponential output activation); use 'squared_error'.")
-        if self.loss != "squared_error":
-            raise self._invalid("loss", "a str among {'squared_error'}", self.loss)
-        return super()._check_params()
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": _SkMLPRegressor._parameter_constraints["loss"],
+    }
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-                              dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for loss='poisson' (it "
+                             "models counts or rates, y >= 0).")
         return X, y
+
+    def _default_out_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _out_activation(self):
+        return getattr(self, "out_activation_", None) or self._default_out_activation()
 
     def _validation_targets(self, y):
         return y
 
-    def _score_output(self, output, y_true):
-        if not np.all(np.isfinite(output)):
-            return np.nan
-        return r2_score(y_true, output.ravel() if output.shape[1] == 1 else output)
+    @staticmethod
+    def _prediction(output):
+        return output.ravel() if output.shape[1] == 1 else output
 
-    def fit(self, X, y):
+    _score_function = staticmethod(r2_score)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to X and y.
 
         Parameters
@@ -1063,28 +1104,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+            Targets (>= 0 for loss='poisson').
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights: each mini-batch minimises Σ w·L / Σ w
+            (the whole set for 'lbfgs'), and the L2 term is divided by Σ w.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, hidden=self._hidden_layer_sizes())
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over X and y, continuing from the current weights and optimizer state.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights, as for fit.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True, hidden=self._hidden_layer_sizes())
 
     def predict(self, X):
         """Predicted values.
@@ -1097,8 +1144,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         ndarray of shape (n_samples,), or (n_samples, n_outputs) for several outputs
         """
-        output = self._forward(self._check_X_predict(X))
-        return output.ravel() if output.shape[1] == 1 else output
+        return self._prediction(self._forward(self._check_X_predict(X)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -11,6 +11,8 @@ Layer correspondence (weights are (n_out, n_in) in both libraries)::
     relu -> nn.ReLU()            leaky_relu -> nn.LeakyReLU(0.01)
     tanh -> nn.Tanh()            sigmoid    -> nn.Sigmoid()
     identity -> (no module)      softmax    -> nn.Softmax(dim=-1), output layer only
+    exp (output only) -> no module: only ``to_torch(logits=True)``, whose outputs are
+                         the log-rates nn.PoissonNLLLoss(log_input=True) takes
 
 State-dict keys are those of the module ``to_torch()`` builds: ``"0.weight"``,
 ``"0.bias"``, then ``"2.weight"`` if an activation module sits at index 1,
@@ -26,15 +28,10 @@ from ._validation import convert_finite
 
 __all__ = ["from_torch", "to_torch", "state_dict", "load_state_dict"]
 
-<<<<<<< HEAD
-INSTALL_HINT = 'pip install "backprop[torch]"'
-SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
-=======
 # A plain `pip install torch` is the CUDA build on Linux (gigabytes): point to the CPU build too.
 INSTALL_HINT = ('pip install "backprop-mlp[torch]", after the CPU build if no GPU is wanted: '
                 'pip install torch --index-url https://download.pytorch.org/whl/cpu')
-SUPPORTED = ("Linear (with bias), ReLU, LeakyReLU(negative_slope=0.01), Tanh, Sigmoid, Identity, "
->>>>>>> pkg
+SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
              "and Softmax(dim=-1) as the last module")
 
 
@@ -177,8 +174,9 @@ def from_torch(module, network_class, loss=None, dtype=None, backend="native", s
 
 def _module_names(network):
     """The torch module class name (or None) following each layer, as to_torch lays them out."""
+    # exp (only ever the output) has no module; being last, it moves no index.
     names = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
-             "softmax": "Softmax", "identity": None}
+             "softmax": "Softmax", "identity": None, "exp": None}
     return [names[a] for a in network.activations]
 
 
@@ -214,7 +212,14 @@ def to_torch(network, logits=False):
     ------
     ModuleNotFoundError
         When PyTorch is not installed.
+    ValueError
+        For an 'exp' output (loss 'poisson') without ``logits=True``: torch.nn
+        has no exponential module.
     """
+    if network.activations[-1] == "exp" and not logits:
+        raise ValueError("to_torch: the network's 'exp' output (loss 'poisson') has no torch.nn module; use "
+                         "to_torch(logits=True), whose outputs are the log-rates that "
+                         "nn.PoissonNLLLoss(log_input=True) takes (torch.exp of them is forward's output)")
     torch = _import_torch()
     nn = torch.nn
     torch_dtype = torch.float64 if network.dtype == np.float64 else torch.float32
