@@ -16,14 +16,14 @@ namespace backprop {
 // softmax needs whole columns: pass Activation::identity here and apply it
 // afterwards (see forward_pass). For a small product, rows [r0, r0+n) of W
 // are first copied column-major into transposed[r0·n_in, (r0+n)·n_in), the
-// layout the kernel streams.
+// layout the kernel streams; a null `transposed` keeps to Eigen's product.
 template <class T>
 void dense_forward(const ConstWeightMap<T>& W, const ConstVectorMap<T>& b, Activation act,
                    const ConstMatrixMap<T>& A_prev, MatrixMap<T>& out, Index r0, Index n, T* transposed) {
   if (n == 0) return;
   auto rows = out.middleRows(r0, n);
   const Index n_in = W.cols(), B = A_prev.cols();
-  if (small_forward(W.rows(), n_in, B)) {
+  if (transposed && small_forward(W.rows(), n_in, B)) {
     T* wt = transposed + r0 * n_in;
     transpose_to_column_major(W.data() + r0 * n_in, n_in, n, n_in, wt);
     small_gemm(n, B, n_in, wt, n, A_prev.data(), 1, n_in, out.data() + r0, out.rows(), false);

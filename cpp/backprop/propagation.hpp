@@ -83,6 +83,33 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
   }
 }
 
+// The same as forward_pass, for inference: each part of `team` takes a block
+// of samples (columns) through every layer, so the threads never wait for
+// each other between layers and each runs larger products. With one part it
+// is forward_pass.
+template <class T>
+void forward_by_samples(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
+                        Workspace<T>& ws, bool stop_at_logits, const Team& team) {
+  if (team.size() == 1) return forward_pass(arch, params, input, ws, stop_at_logits, team);
+  const Index L = arch.n_layers(), B = input.cols();
+  team.parallel([&](const Part& part) {
+    const Index c0 = part.begin(B), n = part.count(B);
+    if (n == 0) return;
+    for (Index l = 0; l < L; ++l) {
+      const Index n_in = arch.n_in(l), n_out = arch.n_out(l);
+      Activation act = arch.activation(l);
+      if (l == L - 1 && stop_at_logits && loss_reads_logits(arch.loss())) act = Activation::identity;
+      const bool softmax = act == Activation::softmax;
+      const T* prev = l == 0 ? input.data() + c0 * input.outerStride() : ws.activation_data(l) + c0 * n_in;
+      MatrixMap<T> out(ws.activation_data(l + 1) + c0 * n_out, n_out, n);
+      // No small-product path: its copy of W is shared by the parts.
+      dense_forward(arch.W(params, l), arch.b(params, l), softmax ? Activation::identity : act,
+                    ConstMatrixMap<T>(prev, n_in, n), out, 0, n_out, static_cast<T*>(nullptr));
+      if (softmax) add_bias_and_activate(act, out, ConstVectorMap<T>(ws.zeros(), n_out));
+    }
+  });
+}
+
 // From δ^(L) in ws.delta(L, B), writes ∂R/∂W, ∂R/∂b of every layer into the
 // flat `grads` (added to it with `accumulate`), shared by `team`. Needs the
 // activations that forward_pass left in `ws`, and the same `input`.

@@ -99,7 +99,7 @@ bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, 
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     run_team(double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
-      forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
+      forward_by_samples(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, false, team);
       MatrixMap<T>(out + first * n_out, n_out, B) = ws.activation(arch.n_layers(), B);
     });
     if (first + B < X.rows && should_stop()) return false;
@@ -119,7 +119,7 @@ bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
     run_team(double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
-      forward_pass(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
+      forward_by_samples(arch, params, detail::batch_input(X, nullptr, first, B, ws, team), ws, true, team);
     });
     MatrixMap<T> out = ws.activation(L, B);
     const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
