@@ -25,7 +25,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 
 HIDDEN = (256, 128)
 EPOCHS = 10

@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_unchanged, snapshot
 
 import backprop as bp
 from backprop import cli

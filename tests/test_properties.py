@@ -26,7 +26,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import backprop as bp  # noqa: E402
-from backprop.network import HIDDEN_ACTIVATIONS  # noqa: E402
+from backprop._architecture import HIDDEN_ACTIVATIONS  # noqa: E402
 from conftest import RTOL  # noqa: E402
 
 BACKENDS = ("numpy", "native")
@@ -334,7 +334,6 @@ def test_assigned_optimizer_state_and_step_count_are_used_or_refused_alike(draw)
     X, y = draw.draw(data(architecture), "data")
     nets = _trained_pair(architecture, X, y)  # Adam, so state "m" and "v"
     name = draw.draw(st.sampled_from(["m", "v", "step_count"]), "what is assigned")
-    n_params = nets["numpy"].n_params
     if name == "step_count":
         value = draw.draw(st.one_of(st.integers(-2**64, 2**64), st.sampled_from([2**63 - 2, 2**63 - 1, 1.5, "3",
                                                                                   None, True])), "value")

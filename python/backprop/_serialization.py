@@ -286,15 +286,8 @@ def load(path, network_class, backend=None):
     path : str, bytes or os.PathLike
     network_class : type
     backend : 'native' or 'numpy', optional (checked by the caller)
-        Overrides the backend recorded in the file.
 
-    Raises
-    ------
-    ValueError
-        When the file is truncated, is not an .npz archive, or its header or
-        arrays do not describe a valid network. Arrays are checked against
-        the header before they are decompressed, so hostile files cost at
-        most the memory of the model they declare.
+    Raises ValueError as Network.load documents.
     """
     path = _as_path(path)
     with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual

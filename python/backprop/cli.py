@@ -90,7 +90,7 @@ def _layers(text):
 
 def _activation(text):
     """'relu' or one name per hidden layer, 'relu,tanh'."""
-    from .network import HIDDEN_ACTIVATIONS
+    from ._architecture import HIDDEN_ACTIVATIONS
 
     names = [name.strip() for name in text.split(",")]
     for name in names:
@@ -438,7 +438,8 @@ def _cmd_bench(args):
 def build_parser(prog="backprop"):
     """The argparse parser of the tool (exposed for documentation and tests)."""
     import backprop as bp
-    from .network import BACKENDS, DTYPES, LOSSES
+    from ._architecture import LOSSES
+    from .network import BACKENDS, DTYPES
     from .progress import KINDS
 
     parser = _Parser(prog=prog, description="Train and use feedforward networks (backprop).",

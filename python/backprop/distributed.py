@@ -75,7 +75,7 @@ from ._training import nonfinite_message, validation_schedule
 from ._validation import _as_real_array, check_bool, check_int, check_sample_weight, check_targets, check_X
 from .history import History
 from .network import Network
-from .optim import SGD, Optimizer
+from .optim import check_optimizer
 
 __all__ = ["fit", "save", "broadcast", "DistributedError", "DistributedHistory", "launched_by_mpi",
            "find_mpiexec"]
@@ -214,12 +214,7 @@ def _check_data(net, X, y, sample_weight, sharded, x_name="X", y_name="y", w_nam
 
 
 def _check_optimizer(net, optimizer):
-    if optimizer is None:
-        optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.01)
-    elif not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
-                        f"got {type(optimizer).__name__}")
-    optimizer._check()
+    optimizer = check_optimizer(optimizer, net.optimizer)
     if optimizer.convention != "pytorch":
         raise ValueError("backprop.distributed.fit takes optimizers of convention='pytorch' (the default)")
     return optimizer

@@ -14,8 +14,7 @@ import weakref
 import numpy as np
 
 from . import _serialization
-from ._architecture import (HIDDEN_ACTIVATIONS, INITS, LOSSES, OUTPUT_ACTIVATIONS,  # noqa: F401 (re-exported)
-                            check_hidden_activation, output_and_loss)
+from ._architecture import INITS, check_hidden_activation, output_and_loss
 from ._layout import Layout
 from ._training import (TrainingRun, check_class_weight, nonfinite_message, split_point,
                         validation_schedule)
@@ -23,7 +22,7 @@ from ._validation import (check_bool, check_choice, check_int, check_real, check
                           convert_finite)
 from .callbacks import CallbackList
 from .history import History
-from .optim import SGD, Optimizer
+from .optim import check_optimizer
 
 __all__ = ["Network", "Dense"]
 
@@ -374,12 +373,7 @@ class Network:
 
     # -- training -------------------------------------------------------------
     def _check_optimizer(self, optimizer):
-        if optimizer is None:
-            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.01)
-        elif not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
-                            f"got {type(optimizer).__name__}")
-        optimizer._check()
+        optimizer = check_optimizer(optimizer, self.optimizer)
         optimizer._check_state(self)  # before anything changes: the core would refuse it mid-fit
         return optimizer
 

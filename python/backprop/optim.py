@@ -286,3 +286,18 @@ class Adam(Optimizer):
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay}
+
+
+def check_optimizer(optimizer, current=None):
+    """The optimizer a training call uses: `optimizer`, else `current` (the network's), else SGD(lr=0.01).
+
+    Raises TypeError for anything but a backprop Optimizer, and ValueError for
+    inconsistent hyper-parameters.
+    """
+    if optimizer is None:
+        optimizer = current if current is not None else SGD(lr=0.01)
+    elif not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a backprop optimizer such as bp.SGD(lr=0.1) or bp.Adam(), "
+                        f"got {type(optimizer).__name__}")
+    optimizer._check()
+    return optimizer

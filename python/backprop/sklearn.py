@@ -31,7 +31,7 @@ Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop-mlp[sklearn]"``.
 from __future__ import annotations
 
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
