@@ -70,3 +70,18 @@ else:
     settings.register_profile("default", max_examples=100, **quiet)
     settings.register_profile("long", max_examples=3000, **quiet)
     settings.load_profile("default")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread in backprop's core and in NumPy's/SciPy's BLAS for a module of tiny problems:
+    with two shared cores a second thread only adds synchronisation (scikit-learn's estimator
+    checks ran ten times slower on a busy machine)."""
+    from threadpoolctl import threadpool_limits
+
+    import backprop as bp
+    before = bp.get_num_threads()
+    with threadpool_limits(limits=1):
+        bp.set_num_threads(1)
+        yield
+    bp.set_num_threads(before)

@@ -26,7 +26,6 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 import backprop as bp  # noqa: E402
 from backprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -34,16 +33,7 @@ from backprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These problems are tiny (tens of samples, one small hidden layer): with two shared cores, a
-    # second thread in NumPy's BLAS, SciPy's BLAS or backprop's core only adds synchronisation,
-    # and spinning worker threads slowed the estimator checks ten-fold on a busy machine.
-    before = bp.get_num_threads()
-    with threadpool_limits(limits=1):
-        bp.set_num_threads(1)
-        yield
-    bp.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny problems, one thread
 
 
 # -- scikit-learn's estimator checks -------------------------------------------------------------

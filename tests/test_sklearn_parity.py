@@ -21,7 +21,6 @@ import scipy.sparse  # noqa: E402
 from sklearn import neural_network as sk_nn  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.preprocessing import LabelBinarizer  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 import backprop as bp  # noqa: E402
 import backprop.sklearn as bp_sklearn  # noqa: E402
@@ -30,14 +29,7 @@ from backprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny problems: extra threads only add synchronisation (see test_sklearn.py).
-    before = bp.get_num_threads()
-    with threadpool_limits(limits=1):
-        bp.set_num_threads(1)
-        yield
-    bp.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny problems, one thread
 
 
 def _data(task, n=90, n_features=5, seed=0):

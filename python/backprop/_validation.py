@@ -40,10 +40,10 @@ def check_bool(name, value):
     return bool(value)
 
 
-def _as_real_array(name, value):
+def as_real_array(name, value):
     """`value` as an ndarray of real numbers (bool, integer or float), not yet converted."""
     if value is None:
-        raise TypeError(f"{name} must be an array of numbers, got None")
+        raise TypeError(f"{name} must be an array of real numbers, got None")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
@@ -93,7 +93,7 @@ def check_X(X, n_features, dtype, name="X"):
     Returns the caller's array itself when it already has `dtype` (never
     modified), else a converted copy.
     """
-    array = _as_real_array(name, X)
+    array = as_real_array(name, X)
     if array.ndim != 2:
         hint = "; for a single sample use X[None, :]" if array.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
@@ -114,7 +114,7 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
     and poisson take (n_samples, n_outputs) rows (in [0, 1] for
     binary_cross_entropy, >= 0 for poisson). Exactly one of the pair is not None.
     """
-    array = _as_real_array(name, y)
+    array = as_real_array(name, y)
     if array.ndim == 0 or array.shape[0] != n_samples:
         got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} samples"
         raise ValueError(f"{name} has {got}, but X has {n_samples}: they need one target per sample")
@@ -162,7 +162,7 @@ def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
 
     Always a new array: the core reads it after other threads could change the caller's.
     """
-    array = _as_real_array(name, sample_weight)
+    array = as_real_array(name, sample_weight)
     if array.ndim != 1 or array.shape[0] != n_samples:
         raise ValueError(f"{name} must be 1-D with one weight per sample ({n_samples}), got shape {array.shape}")
     weights = np.array(array, dtype=np.float64, order="C")

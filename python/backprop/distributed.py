@@ -72,7 +72,7 @@ import time
 import numpy as np
 
 from ._training import nonfinite_message, validation_schedule
-from ._validation import _as_real_array, check_bool, check_int, check_sample_weight, check_targets, check_X
+from ._validation import as_real_array, check_bool, check_int, check_sample_weight, check_targets, check_X
 from .history import History
 from .network import Network
 from .optim import check_optimizer
@@ -205,7 +205,7 @@ def _check_data(net, X, y, sample_weight, sharded, x_name="X", y_name="y", w_nam
     labels, targets = check_targets(y, net.loss, X.shape[0], net.sizes[-1], net.dtype, y_name)
     weights = None
     if sample_weight is not None:
-        array = _as_real_array(w_name, sample_weight)
+        array = as_real_array(w_name, sample_weight)
         if sharded and array.shape == (X.shape[0],) and not np.any(array):
             weights = np.zeros(X.shape[0])  # no weight in this shard: allowed if another shard has some
         else:

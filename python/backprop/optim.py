@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_bool, check_choice, check_int, check_real, convert_finite
+from ._validation import as_real_array, check_bool, check_choice, check_int, check_real, convert_finite
 
 __all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
 
@@ -150,12 +150,7 @@ class Optimizer:
     def _state_array(self, name, value, network):
         """optimizer.state[name] as a C-contiguous, aligned, writeable array of the network's dtype."""
         label = f"optimizer.state[{name!r}]"
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{label} could not be read as an array: {error}") from None
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"{label} must hold real numbers, got dtype {array.dtype}")
+        array = as_real_array(label, value)
         if array.shape != (network.n_params,):
             raise ValueError(f"{label} must have shape ({network.n_params},), like the network's parameters; "
                              f"got {array.shape}")
