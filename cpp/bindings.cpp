@@ -15,6 +15,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +25,7 @@
 #include "backprop/architecture.hpp"
 #include "backprop/instances.hpp"
 #include "backprop/optimizers.hpp"
+#include "backprop/scratch.hpp"
 #include "backprop/trainer.hpp"
 
 namespace py = pybind11;
@@ -241,6 +244,88 @@ decltype(auto) dispatch(const py::array& params, F&& f) {
   fail("params must have dtype float32 or float64, got " + std::string(py::str(params.dtype())));
 }
 
+// A training set checked once for a model (Model.dataset): X, and class
+// labels or dense targets, and optional sample weights. Labels and weights
+// are copied (see index_array); X and the targets are referenced, kept alive
+// by this object, and re-mapped on each use at O(1) cost, so an epoch loop or
+// a data-parallel step reads rows by index without checking them again.
+class Dataset {
+ public:
+  Dataset(const Architecture& arch, const py::array& X, const py::object& labels, const py::object& targets,
+          const py::object& weights)
+      : X_(X), n_inputs_(arch.n_inputs()), n_outputs_(arch.n_outputs()) {
+    double_ = py::array_t<double>::check_(X_);
+    if (double_)
+      check<double>(arch, labels, targets, weights);
+    else
+      check<float>(arch, labels, targets, weights);  // fails unless X is float32
+  }
+
+  Index rows() const { return rows_; }
+
+  // X and the targets, mapped for T (the caller checked the dtype).
+  template <class T>
+  DataSource<T> X() const {
+    return data_source<T>(X_, "X", n_inputs_);
+  }
+  template <class T>
+  TargetSource<T> y() const {
+    TargetSource<T> y;
+    y.labels = store_.labels.empty() ? nullptr : store_.labels.data();
+    y.weights = store_.weights.empty() ? nullptr : store_.weights.data();
+    if (!y.labels) y.dense = data_source<T>(targets_, "targets", n_outputs_);
+    return y;
+  }
+
+  // Fails unless this data set was made for `arch` in T.
+  template <class T>
+  void check_for(const Architecture& arch) const {
+    if (double_ != std::is_same_v<T, double>)
+      fail(std::string("the data set has dtype ") + (double_ ? "float64" : "float32") + ", params " +
+           dtype_name<T>());
+    if (arch.n_inputs() != n_inputs_ || arch.n_outputs() != n_outputs_)
+      fail("the data set was made for a network of another shape");
+  }
+
+ private:
+  template <class T>
+  void check(const Architecture& arch, const py::object& labels, const py::object& targets,
+             const py::object& weights) {
+    rows_ = data_source<T>(X_, "X", n_inputs_).rows;
+    target_source<T>(arch, labels, targets, weights, rows_, store_);
+    if (!targets.is_none()) targets_ = as_ndarray(targets, "targets");
+  }
+
+  py::array X_, targets_;
+  Index n_inputs_, n_outputs_, rows_ = 0;
+  TargetStore store_;
+  bool double_ = false;
+};
+
+// The model's Scratch for one call, or a private one while another thread's
+// call holds the model's (two Python threads may use one network at once; a
+// shared workspace would then be written by both).
+template <class T>
+class ScratchLease {
+ public:
+  ScratchLease(std::mutex& mutex, Scratch<T>& shared) : lock_(mutex, std::try_to_lock) {
+    if (lock_.owns_lock()) {
+      scratch_ = &shared;
+    } else {
+      own_.emplace();
+      scratch_ = &*own_;
+    }
+  }
+  ScratchLease(const ScratchLease&) = delete;  // scratch_ may point into own_
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch<T>& operator*() { return *scratch_; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  std::optional<Scratch<T>> own_;
+  Scratch<T>* scratch_;
+};
+
 // The core of one network shape, for one scalar type chosen per call by the
 // dtype of `params`.
 class Model {
@@ -257,10 +342,11 @@ class Model {
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
       py::array_t<T> out({x.rows, arch_.n_outputs()});
       T* o = out.mutable_data();
+      ScratchLease<T> scratch = lease<T>();
       bool completed;
       {
         GilRelease release;
-        completed = predict(arch_, p, x, o, InterruptPoll());
+        completed = predict(arch_, p, x, o, InterruptPoll(), *scratch);
       }
       if (!completed) throw py::error_already_set();  // KeyboardInterrupt
       return out;
@@ -275,11 +361,12 @@ class Model {
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
       TargetStore store;
       const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
+      ScratchLease<T> scratch = lease<T>();
       LossStats s;
       bool completed;
       {
         GilRelease release;
-        completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), s);
+        completed = backprop::evaluate(arch_, p, x, y, InterruptPoll(), *scratch, s);
       }
       if (!completed) throw py::error_already_set();
       return py::make_tuple(s.loss_sum, s.n_correct, s.weight_sum);
@@ -296,14 +383,41 @@ class Model {
       const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
       py::array_t<T> grads(arch_.n_params());
       T* g = grads.mutable_data();
-      double loss, accuracy;
+      ScratchLease<T> scratch = lease<T>();
+      LossStats sums;
       bool completed;
       {
         GilRelease release;
-        completed = full_gradients(arch_, p, x, y, g, InterruptPoll(), loss, accuracy);
+        completed = gradient(arch_, p, x, y, nullptr, x.rows, true, g, InterruptPoll(), *scratch, sums);
       }
       if (!completed) throw py::error_already_set();
-      return py::make_tuple(loss, grads, accuracy);
+      const double inverse_total = inverse_weight(sums.weight_sum);
+      return py::make_tuple(sums.loss_sum * inverse_total, grads, sums.n_correct * inverse_total);
+    });
+  }
+
+  // out ← Σ_i w_i ∂L_i/∂θ over rows `rows` of a checked data set (a
+  // data-parallel rank's share of a batch); returns (Σ w·loss, Σ w·right, Σ w).
+  py::tuple gradient_sum(py::array params, const Dataset& data, const py::array& rows, py::array out) const {
+    return dispatch(params, [&](auto tag) -> py::tuple {
+      using T = decltype(tag);
+      data.check_for<T>(arch_);
+      const T* p = flat_input<T>(params, "params", arch_.n_params());
+      T* g = flat_buffer<T>(out, "out", arch_.n_params());
+      if (rows.ndim() != 1 || rows.shape(0) == 0) fail("rows must be a non-empty 1-D array");
+      const std::vector<std::int64_t> index = index_array(rows, "rows", rows.shape(0), data.rows());
+      const DataSource<T> x = data.X<T>();
+      const TargetSource<T> y = data.y<T>();
+      ScratchLease<T> scratch = lease<T>();
+      LossStats sums;
+      bool completed;
+      {
+        GilRelease release;
+        completed = gradient(arch_, p, x, y, index.data(), Index(index.size()), false, g, InterruptPoll(),
+                             *scratch, sums);
+      }
+      if (!completed) throw py::error_already_set();
+      return py::make_tuple(sums.loss_sum, sums.n_correct, sums.weight_sum);
     });
   }
 
@@ -318,46 +432,55 @@ class Model {
       const T* g = flat_input<T>(grads, "grads", arch_.n_params());
       std::int64_t* step_count = step_counter(step, 1);
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
-      Buffer<T> consumed(g, g + arch_.n_params());  // the step overwrites its gradient buffer
-      Buffer<T> backup_first(state.first ? arch_.n_params() : 0), backup_second(state.second ? arch_.n_params() : 0);
+      ScratchLease<T> scratch = lease<T>();
       OptimizerConfig step_config = config;
       if (config.decay_per_batch_weight) step_config.weight_decay *= inverse_weight(batch_weight);
-      T probe[1];
       bool finite;
       {
         GilRelease release;
-        finite = backprop::optimizer_step(arch_, step_config, state, {backup_first.data(), backup_second.data()}, p,
-                                          consumed.data(), Team{}, probe);
+        // The step overwrites its gradient buffer: it works on a copy.
+        T* consumed = (*scratch).grads(arch_.n_params());
+        std::copy(g, g + arch_.n_params(), consumed);
+        finite = backprop::optimizer_step(arch_, step_config, state, (*scratch).backup(state, arch_.n_params()), p,
+                                          consumed, Team{}, (*scratch).probes(1));
         *step_count = state.step;
       }
       return finite;
     });
   }
 
-  py::dict train_epoch(py::array params, const py::array& X, const py::object& labels,
-                       const py::object& targets, const py::object& weights, const py::array& order,
-                       Index batch_size,
+  // A data set checked once for this model (see Dataset).
+  Dataset dataset(const py::array& X, const py::object& labels, const py::object& targets,
+                  const py::object& weights) const {
+    return Dataset(arch_, X, labels, targets, weights);
+  }
+
+  py::dict train_epoch(py::array params, const Dataset& data, const py::array& order, Index batch_size,
                        const OptimizerConfig& config, py::object first, py::object second,
                        py::array step, bool record_grad_norms) const {
     return dispatch(params, [&](auto tag) -> py::dict {
       using T = decltype(tag);
+      data.check_for<T>(arch_);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
-      const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
-      TargetStore store;
-      const TargetSource<T> y = target_source<T>(arch_, labels, targets, weights, x.rows, store);
+      const DataSource<T> x = data.X<T>();
+      const TargetSource<T> y = data.y<T>();
       if (order.ndim() != 1 || order.shape(0) == 0) fail("order must be a non-empty 1-D array");
       const Index n = order.shape(0);
       const std::vector<std::int64_t> idx = index_array(order, "order", n, x.rows);
       if (batch_size <= 0) fail("batch_size must be positive");
       std::int64_t* step_count = step_counter(step, n / batch_size + (n % batch_size != 0));
       OptimizerState<T> state = optimizer_state<T>(config, first, second, *step_count);
+      ScratchLease<T> scratch = lease<T>();
+      // A Ctrl-C that arrived since the last call: its poll below only comes 20 ms into the call,
+      // and a loop of shorter calls would never see it.
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 
       const std::function<bool()> should_stop = InterruptPoll();
       EpochResult r;
       {
         GilRelease release;
         r = backprop::train_epoch(arch_, p, config, state, x, y, idx.data(), n, batch_size, record_grad_norms,
-                                  should_stop);
+                                  should_stop, *scratch);
         *step_count = state.step;  // with the weights, before any Python code runs
       }
       if (r.status == EpochStatus::interrupted) throw py::error_already_set();  // KeyboardInterrupt
@@ -415,7 +538,19 @@ class Model {
     return out;
   }
 
+  template <class T>
+  ScratchLease<T> lease() const {
+    if constexpr (std::is_same_v<T, float>)
+      return ScratchLease<T>(scratch_mutex_, scratch_float_);
+    else
+      return ScratchLease<T>(scratch_mutex_, scratch_double_);
+  }
+
   Architecture arch_;
+  // Buffers reused from call to call (scratch.hpp), one set per dtype.
+  mutable std::mutex scratch_mutex_;
+  mutable Scratch<float> scratch_float_;
+  mutable Scratch<double> scratch_double_;
 };
 
 // The instruction-set levels this CPU (and its OS) can run, best last. The
@@ -527,6 +662,9 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def_readwrite("decay_per_batch_weight", &OptimizerConfig::decay_per_batch_weight)
       .def_readwrite("eps_before_bias_correction", &OptimizerConfig::eps_before_bias_correction);
 
+  py::class_<Dataset>(m, "Dataset", py::module_local())
+      .def_property_readonly("rows", &Dataset::rows);
+
   py::class_<Model>(m, "Model", py::module_local())
       .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&>(), py::arg("sizes"),
            py::arg("activations"), py::arg("loss"))
@@ -540,10 +678,13 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
            py::arg("targets") = py::none(), py::arg("weights") = py::none(),
            "(weighted mean loss, flat gradient of the weighted mean loss, weighted fraction of right "
            "classifications).")
-      .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("X"), py::arg("labels"),
-           py::arg("targets"), py::arg("weights"), py::arg("order"), py::arg("batch_size"), py::arg("config"), py::arg("first"),
-           py::arg("second"), py::arg("step"), py::arg("record_grad_norms"),
-           "One epoch of mini-batch training over the rows listed in order.")
+      .def("gradient_sum", &Model::gradient_sum, py::arg("params"), py::arg("data"), py::arg("rows"), py::arg("out"),
+           "out ← Σ w·∂loss/∂θ over the listed rows of data; returns (Σ w·loss, Σ w·right, Σ w).")
+      .def("dataset", &Model::dataset, py::arg("X"), py::arg("labels") = py::none(), py::arg("targets") = py::none(),
+           py::arg("weights") = py::none(), "X and its targets, checked once for this model.")
+      .def("train_epoch", &Model::train_epoch, py::arg("params"), py::arg("data"), py::arg("order"),
+           py::arg("batch_size"), py::arg("config"), py::arg("first"), py::arg("second"), py::arg("step"),
+           py::arg("record_grad_norms"), "One epoch of mini-batch training over the rows of data listed in order.")
       .def("optimizer_step", &Model::optimizer_step, py::arg("params"), py::arg("grads"), py::arg("config"),
            py::arg("first"), py::arg("second"), py::arg("step"), py::arg("batch_weight"),
            "One optimizer step with the given flat gradient; False (nothing changed) if not finite.");

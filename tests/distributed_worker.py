@@ -213,14 +213,14 @@ def failures(out):
     net = make_network()
     if RANK == 1:
         calls = {"n": 0}
-        original = net.gradients
+        original = net._backend.gradient_sum
 
-        def failing_gradients(*args, **kwargs):
+        def failing_gradient_sum(*args, **kwargs):
             calls["n"] += 1
             if calls["n"] == 3:
                 raise MemoryError("simulated failure in the gradient of rank 1")
             return original(*args, **kwargs)
-        net.gradients = failing_gradients
+        net._backend.gradient_sum = failing_gradient_sum
     results["gradient-raises"] = outcome(lambda: bp.distributed.fit(net, X, y, epochs=2, batch_size=8), net)
 
     # Saving: only rank 0 writes; a failed save raises everywhere.
@@ -232,10 +232,89 @@ def failures(out):
     return results
 
 
+# -- callbacks, class weights, validation split ---------------------------------
+class _Calls(bp.callbacks.Callback):
+    """Counts its calls; a writer (rank 0 only) when asked to be."""
+
+    def __init__(self, writer=False):
+        super().__init__()
+        self.writer = writer
+        self.epochs_ended = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_ended += 1
+
+
+class _StopOnRank(bp.callbacks.Callback):
+    """Sets stop_training after `epoch` on one rank only."""
+
+    def __init__(self, rank, epoch):
+        super().__init__()
+        self.rank, self.epoch = rank, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if RANK == self.rank and epoch == self.epoch:
+            self.network.stop_training = True
+
+
+def callback_cases():
+    """name -> (make the callbacks, fit options); each also trains in one process on rank 0."""
+    schedule = bp.callbacks.LearningRateScheduler(lambda step, lr: 0.1 / (1 + 0.05 * step), per="step")
+    return {
+        "early-stopping": (lambda: [bp.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1)],
+                           dict(epochs=10)),
+        "plateau-validation-split-class-weight": (
+            lambda: [bp.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0, min_delta=10.0)],
+            dict(epochs=4, validation_split=0.25, class_weight="balanced")),
+        "class-weight-sharded": (lambda: [], dict(epochs=3, class_weight="balanced", sharded=True)),
+        "step-schedule-batch-events": (lambda: [schedule], dict(epochs=3)),
+    }
+
+
+def callbacks_scenario(out):
+    results = {}
+    X, y, _ = make_data("cross_entropy", 90)
+    y[:50] = 0  # unbalanced classes, so 'balanced' weights matter
+    for name, (make_callbacks, options) in callback_cases().items():
+        options = dict(options, batch_size=8, optimizer=bp.SGD(lr=0.1, momentum=0.5))
+        sharded = options.pop("sharded", False)
+        net = make_network()
+        bounds = shard_bounds(90)
+        data = (part(X, bounds), part(y, bounds)) if sharded else (X, y)
+        history = bp.distributed.fit(net, *data, sharded=sharded, callbacks=make_callbacks(), **options)
+        results[name] = {"history": history.history, "params": net.parameters().tobytes().hex()}
+        if RANK == 0:
+            reference = make_network()
+            options["optimizer"] = bp.SGD(lr=0.1, momentum=0.5)
+            expected = reference.fit(X, y, callbacks=make_callbacks(), **options)
+            results[name]["reference_history"] = expected.history
+            results[name]["reference_params"] = reference.parameters().tobytes().hex()
+
+    # Writers run on rank 0 only; the other callbacks everywhere. ModelCheckpoint saves once per epoch.
+    net = make_network()
+    saves = []
+    original_save = net.save
+    net.save = lambda path: saves.append(path) or original_save(path)
+    everywhere, writer = _Calls(), _Calls(writer=True)
+    checkpoint = bp.callbacks.ModelCheckpoint(os.path.join(out, "checkpoint-{epoch}.npz"))
+    bp.distributed.fit(net, X, y, epochs=3, callbacks=[everywhere, writer, checkpoint])
+    results["writers"] = {"everywhere": everywhere.epochs_ended, "writer": writer.epochs_ended, "saves": len(saves)}
+
+    # A callback that cannot serve the fit refuses it on every rank before anything changes.
+    net = make_network()
+    results["refused"] = outcome(lambda: bp.distributed.fit(net, X, y, epochs=2,
+                                                            callbacks=[bp.callbacks.EarlyStopping()]), net)
+    # stop_training set on one rank stops every rank after that epoch.
+    net = make_network()
+    history = bp.distributed.fit(net, X, y, epochs=5, callbacks=[_StopOnRank(SIZE - 1, 1)])
+    results["stop-on-one-rank"] = {"epochs": len(history.epoch), "params": net.parameters().tobytes().hex()}
+    return results
+
+
 def main():
     scenario, out = sys.argv[1], sys.argv[2]
     bp.set_num_threads(1)
-    results = {"equivalence": equivalence, "failures": failures}[scenario](out)
+    results = {"equivalence": equivalence, "failures": failures, "callbacks": callbacks_scenario}[scenario](out)
     with open(os.path.join(out, f"rank{RANK}.json"), "w") as file:
         json.dump({"rank": RANK, "size": SIZE, "results": results}, file)
 

@@ -377,6 +377,79 @@ def test_bad_fit_argument(backend, kwargs, exc, match):
     assert_trains_like_twin(net, X, y, backend, "cross_entropy", "float64")
 
 
+# -- callbacks and shuffle orders: refused before anything changes -------------------
+class _Refuses(bp.callbacks.Callback):
+    """A user's callback that refuses every fit in its check."""
+
+    def check(self, params):
+        raise ValueError("this callback refuses fits of " + str(params["samples"]) + " samples")
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: bp.callbacks.EarlyStopping(), r"EarlyStopping monitors 'val_loss'.*no validation data"),
+    (lambda: bp.callbacks.EarlyStopping(monitor="val_accuracy"), r"'val_accuracy'.*no validation data"),
+    (lambda: bp.callbacks.EarlyStopping(monitor="los"), r"monitors 'los', which fit does not report"),
+    (lambda: bp.callbacks.ReduceLROnPlateau(), r"ReduceLROnPlateau monitors 'val_loss'"),
+    (lambda: bp.callbacks.ModelCheckpoint("m.npz", save_best_only=True), r"ModelCheckpoint monitors 'val_loss'"),
+    (lambda: bp.callbacks.ModelCheckpoint("m-{val_loss:.2f}.npz"), r"ModelCheckpoint's path.*KeyError"),
+    (lambda: bp.callbacks.ModelCheckpoint("m-{epoch:d}-{1}.npz"), r"ModelCheckpoint's path.*IndexError"),
+    (lambda: _Refuses(), r"refuses fits of \d+ samples"),
+], ids=["early-stopping", "val-accuracy", "typo", "plateau", "checkpoint-best", "checkpoint-path",
+        "checkpoint-index", "user"])
+def test_callback_refuses_the_fit_before_anything_changes(backend, make, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    net, X, y = build(backend)
+    guard = Guard(net)
+    fresh = bp.SGD(lr=0.5, momentum=0.5)
+    with pytest.raises(ValueError, match=match):
+        net.fit(X, y, epochs=2, batch_size=BATCH, optimizer=fresh, callbacks=[make()])
+    guard.check()
+    assert fresh.state == {} and fresh.step_count == 0
+    assert list(tmp_path.iterdir()) == []
+    assert_trains_like_twin(net, X, y, backend, "cross_entropy", "float64")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda n: np.arange(n) + 1, r"outside \[0, \d+\)"),
+    (lambda n: -np.ones(n, np.int64), r"outside"),
+    (lambda n: np.zeros((n, 1), np.int64), r"1-D array"),
+    (lambda n: np.linspace(0, n - 1, n), r"integer row indices"),
+    (lambda n: np.array([], np.int64), r"non-empty"),
+], ids=["past-end", "negative", "2-D", "float", "empty"])
+@pytest.mark.parametrize("bad_epoch", [0, 2])
+def test_bad_shuffle_order_is_refused_before_that_epoch_changes_anything(backend, bad, match, bad_epoch):
+    """A bad order for the first epoch leaves the network as it was; for a later epoch, the network,
+    optimizer and History hold exactly the epochs before it (a fit of that many epochs)."""
+    net, X, y = build(backend)
+    n = X.shape[0]
+    began = []
+
+    class Began(bp.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            began.append(epoch)
+
+    def shuffle(epoch):
+        return bad(n) if epoch == bad_epoch else np.random.default_rng(epoch).permutation(n)
+
+    twin, _, _ = build(backend)
+    guard = Guard(net)
+    twin_optimizer = bp.SGD(lr=0.5, momentum=0.5)
+    if bad_epoch:
+        twin.fit(X, y, epochs=bad_epoch, batch_size=BATCH, optimizer=twin_optimizer, shuffle=shuffle)
+    optimizer = bp.SGD(lr=0.5, momentum=0.5)
+    with pytest.raises(ValueError, match=match):
+        net.fit(X, y, epochs=4, batch_size=BATCH, optimizer=optimizer, shuffle=shuffle, callbacks=[Began()])
+    assert began == list(range(bad_epoch))  # the bad epoch never began
+    if not bad_epoch:
+        guard.check()
+        assert optimizer.state == {} and optimizer.step_count == 0
+        return
+    assert_same_weights(net, twin)
+    assert optimizer.step_count == twin_optimizer.step_count
+    np.testing.assert_array_equal(optimizer.state["momentum_buffer"], twin_optimizer.state["momentum_buffer"])
+    assert net.history.history == twin.history.history
+
+
 def _with_labels(X, y, label):
     y = y.copy()
     y[0] = label

@@ -182,6 +182,37 @@ def test_a_failure_on_one_rank_stops_every_rank_with_a_clear_error(tmp_path):
     assert all("rank 0 could not save" in m for m in messages("save-fails")[1:])
 
 
+# -- callbacks, class weights, validation split -------------------------------------
+@needs_mpi4py
+def test_callbacks_class_weight_and_validation_split_act_as_in_one_process(tmp_path):
+    ranks = run_worker(2, "callbacks", tmp_path)
+    for name in ("early-stopping", "plateau-validation-split-class-weight", "class-weight-sharded",
+                 "step-schedule-batch-events"):
+        case = ranks[0][name]
+        assert ranks[1][name] == {k: v for k, v in case.items() if not k.startswith("reference")}, name
+        assert case["history"].keys() == case["reference_history"].keys(), name
+        for key, expected in case["reference_history"].items():
+            np.testing.assert_allclose(case["history"][key], expected, rtol=1e-10, atol=1e-13, err_msg=f"{name}: {key}")
+        params, reference = (np.frombuffer(bytes.fromhex(case[k]), np.float64) for k in ("params", "reference_params"))
+        np.testing.assert_allclose(params, reference, rtol=1e-10, atol=1e-13, err_msg=name)
+    # EarlyStopping (min_delta 10: no epoch improves on the first) stops both ranks after epoch 3 of 10.
+    assert len(ranks[0]["early-stopping"]["history"]["loss"]) == 3
+    # ReduceLROnPlateau halved the rate on both ranks after each epoch from the second on (the logs
+    # hold the rate each epoch trained with), judged on the held-out quarter.
+    assert ranks[0]["plateau-validation-split-class-weight"]["history"]["lr"] == [0.1, 0.1, 0.05, 0.025]
+    # Writers (ModelCheckpoint, a callback with writer=True) run on rank 0 only.
+    assert [r["writers"] for r in ranks] == [{"everywhere": 3, "writer": 3, "saves": 3},
+                                            {"everywhere": 3, "writer": 0, "saves": 0}]
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == [f"checkpoint-{e}.npz" for e in (1, 2, 3)]
+    # EarlyStopping on val_loss without validation data: refused up front, on both ranks, nothing trained.
+    for r in ranks:
+        assert r["refused"]["error"] == "ValueError" and r["refused"]["unchanged"]
+        assert "no validation data" in r["refused"]["message"]
+    # stop_training on the last rank after epoch 2 stops both there, replicas identical.
+    assert [r["stop-on-one-rank"]["epochs"] for r in ranks] == [2, 2]
+    assert ranks[0]["stop-on-one-rank"]["params"] == ranks[1]["stop-on-one-rank"]["params"]
+
+
 # -- command line -----------------------------------------------------------------
 @needs_mpi4py
 def test_cli_under_mpiexec_trains_data_parallel_and_only_rank_0_reports(tmp_path, capsys):

@@ -163,7 +163,7 @@ def test_core_refuses_what_it_cannot_keep_alive():
     config = _core.OptimizerConfig()
     config.momentum = 0.9
     with pytest.raises(ValueError, match="first must be a NumPy array"):
-        model.train_epoch(params, X, np.zeros(5, np.int64), None, None, np.arange(5), 2, config,
+        model.train_epoch(params, model.dataset(X, np.zeros(5, np.int64)), np.arange(5), 2, config,
                           [0.0] * model.n_params, None, np.zeros(1, np.int64), False)
 
 
@@ -186,6 +186,13 @@ def _misaligned(array):
     return out
 
 
+def _train(model, params, X, labels, targets, weights, order, batch_size, config, first, second, step,
+           record_grad_norms):
+    """Model.train_epoch on a data set made from X, labels, targets and weights."""
+    data = model.dataset(X, labels, targets, weights)
+    return model.train_epoch(params, data, order, batch_size, config, first, second, step, record_grad_norms)
+
+
 def _train_epoch_arguments(model, dtype=np.float64):
     """Arguments of a valid Adam train_epoch call on 6 samples, by name."""
     config = _core.OptimizerConfig()
@@ -204,11 +211,11 @@ def test_core_refuses_misaligned_buffers(name, dtype):
     address that is no multiple of the element size is refused by name."""
     model = _core.Model([4, 3], ["softmax"], "cross_entropy")
     arguments = _train_epoch_arguments(model, dtype)
-    model.train_epoch(**arguments)  # valid as given
+    _train(model, **arguments)  # valid as given
     arguments = _train_epoch_arguments(model, dtype)
     arguments[name] = _misaligned(np.ones(6) if name == "weights" else arguments[name])
     with pytest.raises(ValueError, match=rf"^{name} must be aligned to \d bytes"):
-        model.train_epoch(**arguments)
+        _train(model, **arguments)
     if name in ("params", "X"):
         other = {"params": np.zeros(model.n_params, dtype), "X": np.ones((6, 4), dtype)}
         other[name] = _misaligned(other[name])
@@ -224,14 +231,62 @@ def test_core_refuses_steps_that_would_overflow_its_counter():
         arguments = _train_epoch_arguments(model)  # 3 steps of 2 samples
         arguments["step"][0] = start
         if allowed:
-            model.train_epoch(**arguments)
+            _train(model, **arguments)
             assert arguments["step"][0] == start + 3
         else:
             with pytest.raises(ValueError, match="3 more step"):
-                model.train_epoch(**arguments)
+                _train(model, **arguments)
             assert arguments["step"][0] == start and not arguments["params"].any()
     arguments = _train_epoch_arguments(model)
     arguments["step"][0] = 2**63 - 2
     with pytest.raises(ValueError, match="1 more step"):
         model.optimizer_step(arguments["params"], np.ones(model.n_params), arguments["config"],
                              arguments["first"], arguments["second"], arguments["step"], 1.0)
+
+
+def test_core_data_sets_belong_to_their_model_and_dtype():
+    model = _core.Model([4, 3], ["softmax"], "cross_entropy")
+    arguments = _train_epoch_arguments(model)
+    data = model.dataset(arguments["X"], arguments["labels"])
+    with pytest.raises(ValueError, match="data set has dtype float64, params float32"):
+        model.train_epoch(arguments["params"].astype(np.float32), data, arguments["order"], 2,
+                          arguments["config"], arguments["first"].astype(np.float32),
+                          arguments["second"].astype(np.float32), arguments["step"], False)
+    other = _core.Model([5, 3], ["softmax"], "cross_entropy")
+    with pytest.raises(ValueError, match="another shape"):
+        other.gradient_sum(np.zeros(other.n_params), data, np.arange(2), np.zeros(other.n_params))
+    with pytest.raises(ValueError, match=r"rows holds 6, outside \[0, 6\)"):
+        model.gradient_sum(arguments["params"], data, np.array([0, 6]), np.zeros(model.n_params))
+    out = np.zeros(model.n_params)
+    out.setflags(write=False)
+    with pytest.raises(ValueError, match="out must be writeable"):
+        model.gradient_sum(arguments["params"], data, np.arange(2), out)
+
+
+def test_core_reuses_its_buffers_safely_across_calls_and_threads():
+    """One model, many calls of different sizes from two threads at once: each result is what a fresh
+    model computes (the model's reused buffers are never shared by two calls)."""
+    import threading
+    sizes, activations = [20, 30, 5], ["tanh", "softmax"]
+    model, fresh = (_core.Model(sizes, activations, "cross_entropy") for _ in range(2))
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=model.n_params)
+    batches = [rng.normal(size=(n, 20)) for n in (1, 7, 300, 2000, 3, 64)]
+    labels = [rng.integers(0, 5, len(X)) for X in batches]
+    expected = [(fresh.forward(params, X), fresh.gradients(params, X, y)) for X, y in zip(batches, labels)]
+    failures = []
+
+    def work():
+        for _ in range(20):
+            for (X, y), (out, (loss, grads, accuracy)) in zip(zip(batches, labels), expected):
+                got_loss, got_grads, _ = model.gradients(params, X, y)
+                if not (np.array_equal(model.forward(params, X), out) and got_loss == loss
+                        and np.array_equal(got_grads, grads)):
+                    failures.append(len(X))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -24,6 +24,7 @@ from sklearn.preprocessing import LabelBinarizer  # noqa: E402
 
 import backprop as bp  # noqa: E402
 import backprop.sklearn as bp_sklearn  # noqa: E402
+from backprop._training import SparseSteps  # noqa: E402
 from backprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -383,36 +384,29 @@ def test_hand_set_attributes_are_checked():
 @no_convergence_warning
 @pytest.mark.parametrize("settings", ["sgd", "sgd-invscaling", "adam"])
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
-def test_whole_epochs_equal_one_core_call_per_batch(monkeypatch, task, settings):
-    """Dense X trains all epochs in one Network.fit call; sparse X with blocks of one mini-batch makes
-    one Network.fit call per mini-batch (the old per-batch path). Same steps, same numbers; and the
-    whole-epoch path is what scikit-learn computes."""
+def test_sparse_blocks_train_exactly_like_dense(monkeypatch, task, settings):
+    """Dense X trains all epochs in one core call per epoch; sparse X, densified one mini-batch per
+    block (one core call per batch), takes the same steps in the same epoch loop: same numbers, and
+    what scikit-learn computes, with 40 of the 100 rows weighing 0."""
     X, y, weights = _data(task, n=100)
     X[np.abs(X) < 0.3] = 0.0
+    weights[:40] = 0.0
     params = dict(hidden_layer_sizes=(7,), activation="relu", alpha=0.01, batch_size=16, max_iter=5,
                   random_state=1, **STOCHASTIC[settings])
     whole, theirs = _pair(task, **params)
     per_batch = _pair(task, **params)[0]
     whole.fit(X, y, sample_weight=weights)
-    monkeypatch.setattr(bp_sklearn, "_SPARSE_BLOCK_ROWS", 1)  # one mini-batch per block
+    monkeypatch.setattr(SparseSteps, "SPARSE_BLOCK_ROWS", 1)  # one mini-batch per block
     calls = []
-    original_fit = bp.Network.fit
-    monkeypatch.setattr(bp.Network, "fit", lambda net, *a, **k: calls.append(1) or original_fit(net, *a, **k))
+    original = bp.Network._fit
+    monkeypatch.setattr(bp.Network, "_fit", lambda net, *a, **k: calls.append(1) or original(net, *a, **k))
     per_batch.fit(scipy.sparse.csr_matrix(X), y, sample_weight=weights)
-    assert len(calls) == 5 * 7  # 100 samples in batches of 16: 7 per epoch
+    assert len(calls) == 1  # one fit, not one per block
     np.testing.assert_allclose(whole.loss_curve_, per_batch.loss_curve_, rtol=1e-10)
     _assert_same_weights(whole, per_batch, rtol=1e-10)
     _fit_sklearn(theirs, X, y, sample_weight=weights)
     np.testing.assert_allclose(whole.loss_curve_, theirs.loss_curve_, rtol=1e-9)
     _assert_same_weights(whole, theirs, rtol=1e-9)
-
-
-def test_zero_weight_blocks_join_their_neighbours():
-    order = np.arange(10)
-    weights = np.r_[np.ones(4), np.zeros(6)]
-    assert bp_sklearn._BaseMLP._blocks(order, 2, weights) == [[0, 2], [2, 10]]
-    assert bp_sklearn._BaseMLP._blocks(order[::-1], 2, weights) == [[0, 8], [8, 10]]
-    assert bp_sklearn._BaseMLP._blocks(order, 4, None) == [[0, 4], [4, 8], [8, 10]]
 
 
 # -- input checks as scikit-learn's --------------------------------------------------------------

@@ -11,20 +11,22 @@
 #include "architecture.hpp"
 #include "data_source.hpp"
 #include "optimizers.hpp"
+#include "scratch.hpp"
 #include "trainer.hpp"
 
 // DECLARE is `extern template` (a declaration) or `template` (the definition).
 // The signatures must match the templates': a changed one fails to compile here.
 #define BACKPROP_ENTRY_POINTS(DECLARE, T)                                                                      \
   DECLARE bool predict<T>(const Architecture&, const T*, const DataSource<T>&, T*,                            \
-                          const std::function<bool()>&);                                                      \
+                          const std::function<bool()>&, Scratch<T>&);                                         \
   DECLARE bool evaluate<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,        \
-                           const std::function<bool()>&, LossStats&);                                         \
-  DECLARE bool full_gradients<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,  \
-                                 T*, const std::function<bool()>&, double&, double&);                         \
+                           const std::function<bool()>&, Scratch<T>&, LossStats&);                            \
+  DECLARE bool gradient<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,        \
+                           const std::int64_t*, Index, bool, T*, const std::function<bool()>&, Scratch<T>&,   \
+                           LossStats&);                                                                       \
   DECLARE EpochResult train_epoch<T>(const Architecture&, T*, const OptimizerConfig&, OptimizerState<T>&,      \
                                      const DataSource<T>&, const TargetSource<T>&, const std::int64_t*, Index, \
-                                     Index, bool, const std::function<bool()>&);                              \
+                                     Index, bool, const std::function<bool()>&, Scratch<T>&);                 \
   DECLARE bool optimizer_step<T>(const Architecture&, const OptimizerConfig&, OptimizerState<T>&,             \
                                  const StepBackup<T>&, T*, T*, const Team&, T*);
 

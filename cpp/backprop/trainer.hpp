@@ -1,6 +1,8 @@
 // The loops that run over a whole data set: training epochs, inference,
-// evaluation and full-data gradients. Their buffers are allocated once per
-// call; inside a batch only Eigen's large products allocate (packing space).
+// evaluation and full-data gradients. Their buffers come from the model's
+// Scratch (scratch.hpp), so a call allocates nothing once its batch size has
+// been seen; inside a batch only Eigen's large products allocate (packing
+// space).
 #pragma once
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include "losses.hpp"
 #include "optimizers.hpp"
 #include "propagation.hpp"
+#include "scratch.hpp"
 #include "team.hpp"
 #include "types.hpp"
 
@@ -32,16 +35,6 @@ struct TargetSource {
 constexpr Index kInferenceChunk = 1024;
 
 namespace detail {
-
-// Per-batch copies of targets and weights, sized for `capacity` samples.
-template <class T>
-struct TargetBuffers {
-  TargetBuffers(const TargetSource<T>& y, Index capacity, Index n_out)
-      : labels(y.labels ? capacity : 0), dense(y.labels ? 0 : capacity * n_out), weights(y.weights ? capacity : 0) {}
-  std::vector<std::int64_t> labels;
-  Buffer<T> dense;
-  std::vector<double> weights;
-};
 
 // Batch targets for samples index[0..B) (or first..first+B when index is null),
 // gathered into `buf`.
@@ -64,6 +57,11 @@ BatchTargets<T> gather_targets(const TargetSource<T>& y, const std::int64_t* ind
     batch.dense = buf.dense.data();
   }
   return batch;
+}
+
+template <class T>
+TargetBuffers<T>& target_buffers(Scratch<T>& scratch, const TargetSource<T>& y, Index capacity, Index n_out) {
+  return scratch.targets(y.labels != nullptr, y.weights != nullptr, capacity, n_out);
 }
 
 // The input of a batch, shared by `team`: rows index[0..B) of X (rows
@@ -92,9 +90,9 @@ ConstMatrixMap<T> batch_input(const DataSource<T>& X, const std::int64_t* index,
 // unfinished, when it says so.
 template <class T>
 bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, T* out,
-             const std::function<bool()>& should_stop) {
+             const std::function<bool()>& should_stop, Scratch<T>& scratch) {
   const Index capacity = std::min(kInferenceChunk, X.rows), n_out = arch.n_outputs();
-  Workspace<T> ws(arch, capacity);
+  Workspace<T>& ws = scratch.workspace(arch, capacity);
   const int team_cap = max_team_size();
   for (Index first = 0; first < X.rows; first += kInferenceChunk) {
     const Index B = std::min(kInferenceChunk, X.rows - first);
@@ -110,9 +108,10 @@ bool predict(const Architecture& arch, const T* params, const DataSource<T>& X, 
 // total ← loss and correct classifications summed over the data set.
 template <class T>
 bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
-              const std::function<bool()>& should_stop, LossStats& total) {
-  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
-  detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
+              const std::function<bool()>& should_stop, Scratch<T>& scratch, LossStats& total) {
+  const Index capacity = std::min(kInferenceChunk, X.rows);
+  Workspace<T>& ws = scratch.workspace(arch, capacity);
+  TargetBuffers<T>& target_buf = detail::target_buffers(scratch, y, capacity, arch.n_outputs());
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
   total = LossStats{};
@@ -132,12 +131,12 @@ bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
   return true;
 }
 
-// Σ_i w_i over the data set (n_samples when unweighted).
+// Σ_i w_i over samples rows[0..n) (0..n when rows is null); n when unweighted.
 template <class T>
-double total_weight(const TargetSource<T>& y, Index n_samples) {
-  if (!y.weights) return double(n_samples);
+double total_weight(const TargetSource<T>& y, const std::int64_t* rows, Index n) {
+  if (!y.weights) return double(n);
   double sum = 0.0;
-  for (Index i = 0; i < n_samples; ++i) sum += y.weights[i];
+  for (Index i = 0; i < n; ++i) sum += y.weights[rows ? rows[i] : i];
   return sum;
 }
 
@@ -145,36 +144,41 @@ double total_weight(const TargetSource<T>& y, Index n_samples) {
 // contributes no gradient rather than 0/0).
 inline double inverse_weight(double weight_sum) { return weight_sum > 0.0 ? 1.0 / weight_sum : 0.0; }
 
-// grads ← ∂R/∂θ and loss ← R, with R = Σ w_i L_i / Σ w_i the (weighted) mean
-// loss over all of X; accuracy ← Σ w_i·right_i / Σ w_i (0 when Σ w_i = 0),
-// right_i counted as in LossStats::n_correct.
+// The gradient of the loss over samples rows[0..n) of X (all rows when
+// `rows` is null), in chunks of kInferenceChunk samples. With `mean`,
+// grads ← ∂R/∂θ for R = Σ w_i L_i / Σ w_i, the (weighted) mean loss; without,
+// grads ← Σ w_i ∂L_i/∂θ, the weighted sum (what a data-parallel rank
+// contributes to its allreduce). Either way `sums` gets Σ w_i L_i,
+// Σ w_i right_i (right_i as in LossStats::n_correct) and Σ w_i.
 template <class T>
-bool full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
-                    T* grads, const std::function<bool()>& should_stop, double& loss, double& accuracy) {
-  Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
-  detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
-  const double inverse_total = inverse_weight(total_weight(y, X.rows));
-  const T scale = T(inverse_total);
+bool gradient(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
+              const std::int64_t* rows, Index n, bool mean, T* grads, const std::function<bool()>& should_stop,
+              Scratch<T>& scratch, LossStats& sums) {
+  const Index capacity = std::min(kInferenceChunk, n);
+  Workspace<T>& ws = scratch.workspace(arch, capacity);
+  TargetBuffers<T>& target_buf = detail::target_buffers(scratch, y, capacity, arch.n_outputs());
+  const double weight_sum = total_weight(y, rows, n);
+  const T scale = mean ? T(inverse_weight(weight_sum)) : T(1);
   const Index L = arch.n_layers();
   const int team_cap = max_team_size();
-  double loss_sum = 0.0, n_correct = 0.0;
-  for (Index first = 0; first < X.rows; first += kInferenceChunk) {
-    const Index B = std::min(kInferenceChunk, X.rows - first);
-    const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
+  sums = LossStats{};
+  sums.weight_sum = weight_sum;
+  for (Index first = 0; first < n; first += kInferenceChunk) {
+    const Index B = std::min(kInferenceChunk, n - first);
+    const std::int64_t* index = rows ? rows + first : nullptr;
+    const auto batch = detail::gather_targets(y, index, first, B, target_buf);
     run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
-      const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
+      const ConstMatrixMap<T> input = detail::batch_input(X, index, first, B, ws, team);
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
       const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
-      loss_sum += stats.loss_sum;
-      n_correct += stats.n_correct;
+      sums.loss_sum += stats.loss_sum;
+      sums.n_correct += stats.n_correct;
       backward_pass(arch, params, input, ws, grads, first > 0, team);
     });
-    if (first + B < X.rows && should_stop()) return false;
+    if (first + B < n && should_stop()) return false;
   }
-  loss = loss_sum * inverse_total;
-  accuracy = n_correct * inverse_total;
   return true;
 }
 
@@ -214,15 +218,14 @@ template <class T>
 EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConfig& config,
                         OptimizerState<T>& state, const DataSource<T>& X, const TargetSource<T>& y,
                         const std::int64_t* order, Index n, Index batch_size, bool record_grad_norms,
-                        const std::function<bool()>& should_stop) {
+                        const std::function<bool()>& should_stop, Scratch<T>& scratch) {
   const Index capacity = std::min(batch_size, n);
-  Workspace<T> ws(arch, capacity);
-  Buffer<T> grads(static_cast<std::size_t>(arch.n_params()));
-  detail::TargetBuffers<T> target_buf(y, capacity, arch.n_outputs());
-  Buffer<T> backup_first(state.first ? arch.n_params() : 0), backup_second(state.second ? arch.n_params() : 0);
-  const StepBackup<T> backup{backup_first.data(), backup_second.data()};
+  Workspace<T>& ws = scratch.workspace(arch, capacity);
+  T* const grads = scratch.grads(arch.n_params());
+  TargetBuffers<T>& target_buf = detail::target_buffers(scratch, y, capacity, arch.n_outputs());
+  const StepBackup<T> backup = scratch.backup(state, arch.n_params());
   const int team_cap = max_team_size();
-  std::vector<T> probes(static_cast<std::size_t>(team_cap));
+  T* const probes = scratch.probes(team_cap);
   const Index L = arch.n_layers();
 
   EpochResult result;
@@ -254,10 +257,10 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
       stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
-      backward_pass(arch, params, input, ws, grads.data(), false, team);
+      backward_pass(arch, params, input, ws, grads, false, team);
       if (record_grad_norms)  // before the step overwrites the gradients
-        for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
-      update_finite = optimizer_step(arch, step_config, state, backup, params, grads.data(), team, probes.data());
+        for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads, l).norm());
+      update_finite = optimizer_step(arch, step_config, state, backup, params, grads, team, probes);
     });
     if (!loss_finite) {
       result.status = EpochStatus::nonfinite_loss;

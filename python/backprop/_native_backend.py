@@ -62,15 +62,21 @@ class NativeBackend:
         return self.model.gradients(params, _aligned(X, self.dtype), _labels(labels),
                                     _aligned(targets, self.dtype), _weights(weights))
 
-    def train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
-                    record_grad_norms):
+    def prepare(self, X, labels=None, targets=None, weights=None):
+        """The training data, checked once by the core; see NumpyBackend.prepare."""
+        return self.model.dataset(_aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype),
+                                  _weights(weights))
+
+    def train_epoch(self, params, data, order, batch_size, optimizer, state, record_grad_norms):
         """One pass over the rows in `order`; see NumpyBackend.train_epoch."""
         optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step, as NumPy's
         first, second = (None if name is None else state[name] for name in optimizer._state_slots)
-        return self.model.train_epoch(
-            params, _aligned(X, self.dtype), _labels(labels), _aligned(targets, self.dtype), _weights(weights),
-            np.ascontiguousarray(order, np.int64), int(batch_size), _config(optimizer), first, second,
-            optimizer._step, bool(record_grad_norms))
+        return self.model.train_epoch(params, data, np.ascontiguousarray(order, np.int64), int(batch_size),
+                                      _config(optimizer), first, second, optimizer._step, bool(record_grad_norms))
+
+    def gradient_sum(self, params, data, rows, out):
+        """out ← Σ w·∂L/∂θ over `rows` of `data`; see NumpyBackend.gradient_sum."""
+        return self.model.gradient_sum(params, data, np.ascontiguousarray(rows, np.int64), out)
 
     def optimizer_step(self, params, grads, optimizer, state, batch_weight):
         """One step with the given flat gradient; False (nothing changed) when not finite."""

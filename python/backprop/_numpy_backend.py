@@ -203,8 +203,23 @@ class NumpyBackend:
         optimizer.step_count = step
         return True
 
-    def train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
-                    record_grad_norms):
+    def prepare(self, X, labels=None, targets=None, weights=None):
+        """The training data as train_epoch and gradient_sum take it (checked arrays; the native
+        backend checks them once more and keeps the result)."""
+        return X, labels, targets, weights
+
+    @np.errstate(all="ignore")
+    def gradient_sum(self, params, data, rows, out):
+        """out ← Σ_i w_i ∂L_i/∂θ over the listed rows of `data` (a data-parallel rank's share of a batch);
+        returns (Σ w·loss, Σ w·right, Σ w)."""
+        X, labels, targets, weights = data
+        loss_sum, right_sum, weight_sum, grads = self._loss_and_gradients(
+            params, X[rows], None if labels is None else labels[rows], None if targets is None else targets[rows],
+            None if weights is None else weights[rows])
+        out[...] = grads * self.dtype.type(weight_sum)
+        return loss_sum, right_sum, weight_sum
+
+    def train_epoch(self, params, data, order, batch_size, optimizer, state, record_grad_norms):
         """Mini-batch training over the rows listed in `order`, `batch_size` rows a step.
 
         Updates `params`, `state` and ``optimizer.step_count`` in place and
@@ -217,8 +232,7 @@ class NumpyBackend:
         """
         optimizer._check_room(-(-order.shape[0] // batch_size))  # before the first step
         with np.errstate(all="ignore"):
-            return self._train_epoch(params, X, labels, targets, weights, order, batch_size, optimizer,
-                                     state, record_grad_norms)
+            return self._train_epoch(params, *data, order, batch_size, optimizer, state, record_grad_norms)
 
     def _train_epoch(self, params, X, labels, targets, weights, order, batch_size, optimizer, state,
                      record_grad_norms):

@@ -1,6 +1,27 @@
-"""What Network.fit needs beyond the network itself: weights from classes,
-the validation split and schedule, and running an epoch in chunks of batches
-between callbacks.
+"""The one epoch loop, and what it needs beyond the network: weights from
+classes, the validation split and schedule.
+
+`EpochLoop` owns the epochs of every fit: each epoch's order, the logs,
+validation, History, the verbose line, every callback call and the rule that
+a rejected fit changes nothing. What differs between fits is the step
+strategy it is given:
+
+- `LocalSteps`: the core trains chunks of batches of a data set it checked
+  once (Network.fit);
+- `SparseSteps`: the same, with a sparse X densified a block of whole batches
+  at a time (the scikit-learn estimators);
+- `backprop.distributed`'s data-parallel steps: each rank's core computes the
+  gradient of its share, one Allreduce sums them, the core applies the step.
+
+A step strategy has ``n_samples``, ``batch_size``, ``n_batches``,
+``is_writer`` (False on ranks that must not print or write files), and the
+methods ``begin()`` (the fit starts changing the network), ``run(order,
+epoch, first_batch)`` (train the batches of `order`, a part of the epoch's
+order starting at batch `first_batch`; returns the sums of EpochTotals.add),
+``agree_order(order, error, epoch)``, ``validate(validation)``,
+``end_epoch(epoch, stop)`` (True to stop), ``new_history()``,
+``record(history, totals)`` and ``describe(history, totals)`` (the
+verbose line's note).
 """
 
 from __future__ import annotations
@@ -12,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_int
+from .history import History
 
 # Chunk length that callbacks asking for batch events see, in seconds: long
 # enough that calling back into Python costs nothing measurable, short enough
@@ -19,20 +41,30 @@ from ._validation import check_int
 CHUNK_SECONDS = 0.1
 
 
-def check_class_weight(class_weight, labels, targets, loss, n_outputs):
-    """Per-sample weights (float64) that give sample i the weight of its class."""
+def class_indices(labels, targets, loss, n_outputs):
+    """(each sample's class, the number of classes) for class weights."""
     if loss == "cross_entropy" and labels is not None:
-        classes, n_classes = labels, n_outputs
-    elif loss == "binary_cross_entropy" and n_outputs == 1:
-        classes, n_classes = (targets[:, 0] > 0.5).astype(np.int64), 2
-    else:
-        raise ValueError("class_weight needs class labels: integer labels for cross_entropy, or one 0/1 "
-                         "output for binary_cross_entropy; use sample_weight otherwise")
+        return labels, n_outputs
+    if loss == "binary_cross_entropy" and n_outputs == 1:
+        return (targets[:, 0] > 0.5).astype(np.int64), 2
+    raise ValueError("class_weight needs class labels: integer labels for cross_entropy, or one 0/1 "
+                     "output for binary_cross_entropy; use sample_weight otherwise")
+
+
+def check_class_weight(class_weight, labels, targets, loss, n_outputs, counts=None, require_weight=True):
+    """Per-sample weights (float64) that give sample i the weight of its class.
+
+    `counts`: the samples of each class over the whole data set, for 'balanced' when these rows are
+    one shard of it (default: counted here). `require_weight`: refuse weights that are all 0.
+    """
+    classes, n_classes = class_indices(labels, targets, loss, n_outputs)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ValueError(f"class_weight must be a dict, a sequence or 'balanced', got {class_weight!r}")
-        counts = np.bincount(classes, minlength=n_classes).astype(np.float64)
-        table = np.divide(classes.shape[0], n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+        if counts is None:
+            counts = np.bincount(classes, minlength=n_classes)
+        counts = np.asarray(counts, dtype=np.float64)
+        table = np.divide(counts.sum(), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
     elif isinstance(class_weight, dict):
         table = np.ones(n_classes)
         for key, value in class_weight.items():
@@ -47,7 +79,7 @@ def check_class_weight(class_weight, labels, targets, loss, n_outputs):
     if not (np.all(np.isfinite(table)) and table.min() >= 0):
         raise ValueError("class_weight must hold finite weights >= 0")
     weights = table[classes]
-    if not weights.sum() > 0:
+    if require_weight and not weights.sum() > 0:
         raise ValueError("class_weight gives every sample weight 0")
     return weights
 
@@ -61,6 +93,12 @@ def split_point(n_samples, validation_split):
         raise ValueError(f"validation_split={validation_split} of {n_samples} samples leaves "
                          f"{n_train} for training and {n_samples - n_train} for validation; both need one")
     return n_train
+
+
+def split_validation(data, n_train):
+    """(training part, validation part) of a tuple of row-aligned arrays (None entries stay None)."""
+    return (tuple(None if a is None else a[:n_train] for a in data),
+            tuple(None if a is None else a[n_train:] for a in data))
 
 
 def validation_schedule(validation_freq):
@@ -92,6 +130,7 @@ class EpochTotals:
     seconds: float = 0.0
 
     def add(self, result, seconds):
+        seconds = result.get("seconds", seconds)  # a data-parallel step reports the ranks' mean
         self.status = result["status"]
         self.batches += result["batches"]
         self.samples += result["samples"]
@@ -104,51 +143,204 @@ class EpochTotals:
         self.seconds += seconds
 
 
-class TrainingRun:
-    """Runs fit's epochs on the backend: whole epochs in one call, or chunks
-    of batches with callbacks in between when a callback asks for batch events.
+def check_order(order, n_samples):
+    """An order returned by fit's `shuffle` callable, checked: int64 row indices in [0, n_samples)."""
+    array = np.asarray(order)
+    if array.ndim != 1 or array.shape[0] == 0 or array.dtype.kind not in "iu":
+        raise ValueError(f"shuffle(epoch) must return a non-empty 1-D array of integer row indices, got "
+                         f"{array.dtype} of shape {array.shape}")
+    if array.min() < 0 or array.max() >= n_samples:
+        raise ValueError(f"shuffle(epoch) returned row indices outside [0, {n_samples})")
+    return array.astype(np.int64)
 
-    `data` is (X, labels, targets, weights), checked and converted.
+
+class LocalSteps:
+    """Steps of one process: the backend trains whole chunks of batches of a data set checked once."""
+
+    is_writer = True
+
+    def __init__(self, network, data, batch_size, optimizer, record_grad_norms):
+        X, labels, targets, weights = data
+        self.network, self.optimizer, self.record_grad_norms = network, optimizer, record_grad_norms
+        self.n_samples = X.shape[0]
+        self.batch_size = min(batch_size, self.n_samples)
+        self.n_batches = -(-self.n_samples // self.batch_size)
+        self.data = self._prepare(data)
+        self.state = None
+
+    def _prepare(self, data):
+        return self.network._backend.prepare(*data)
+
+    def begin(self):
+        self.state = self.optimizer._state_for(self.network)
+
+    def run(self, order, epoch=None, first_batch=0):
+        network = self.network
+        return network._backend.train_epoch(network._params, self.data, order, self.batch_size, self.optimizer,
+                                            self.state, self.record_grad_norms)
+
+    @staticmethod
+    def agree_order(order, error, epoch):
+        if error is not None:
+            raise error
+        return order
+
+    def validate(self, validation):
+        return self.network._evaluate_checked(*validation)
+
+    @staticmethod
+    def end_epoch(epoch, stop):
+        return stop
+
+    @staticmethod
+    def new_history():
+        return History()
+
+    @staticmethod
+    def record(history, totals):
+        pass
+
+    @staticmethod
+    def describe(history, totals):
+        return ""
+
+
+class SparseSteps(LocalSteps):
+    """LocalSteps for a scipy.sparse X: the rows of each chunk densified a block of whole batches at a
+    time (about SPARSE_BLOCK_ROWS rows), so the batches, and the training, are those of the dense X."""
+
+    SPARSE_BLOCK_ROWS = 4096
+
+    def _prepare(self, data):
+        X, labels, targets, weights = data
+        return X.tocsr(), labels, targets, weights
+
+    def run(self, order, epoch=None, first_batch=0):
+        X, labels, targets, weights = self.data
+        backend, params = self.network._backend, self.network._params
+        block = max(1, self.SPARSE_BLOCK_ROWS // self.batch_size) * self.batch_size
+        totals = EpochTotals()
+        for start in range(0, order.shape[0], block):
+            rows = order[start:start + block]
+            dense = backend.prepare(X[rows].toarray(), *(None if a is None else a[rows]
+                                                         for a in (labels, targets, weights)))
+            result = backend.train_epoch(params, dense, np.arange(rows.shape[0], dtype=np.int64), self.batch_size,
+                                         self.optimizer, self.state, self.record_grad_norms)
+            totals.add(result, 0.0)
+            if totals.status != "completed":
+                break
+        return {"status": totals.status, "batches": totals.batches, "samples": totals.samples,
+                "loss_sum": totals.loss_sum, "n_correct": totals.n_correct, "penalty_sum": totals.penalty_sum,
+                "weight_grad_norm_sums": totals.grad_norm_sums}
+
+
+class EpochLoop:
+    """The epochs of one fit, run by a step strategy (see the module's docstring).
+
+    Constructing it checks every callback's view of the fit and
+    `check_first_order` the first epoch's order from a `shuffle` callable;
+    neither changes anything. `run` trains.
     """
 
-    def __init__(self, backend, params, data, batch_size, optimizer, state, record_grad_norms, callbacks):
-        self.backend, self.params, self.data = backend, params, data
-        self.batch_size, self.optimizer, self.state = batch_size, optimizer, state
-        self.record_grad_norms = record_grad_norms
-        self.callbacks = callbacks
-        self.n_samples = data[0].shape[0]
-        self.n_batches = -(-self.n_samples // batch_size)
+    def __init__(self, network, steps, *, epochs, shuffle, validation, validate_on, verbose, callbacks,
+                 record_grad_norms):
+        self.network, self.steps, self.epochs = network, steps, epochs
+        self.shuffle, self.validation, self.validate_on = shuffle, validation, validate_on
+        self.verbose, self.callbacks, self.record_grad_norms = verbose, callbacks, record_grad_norms
+        optimizer = steps.optimizer
+        metrics = ["loss"] + (["accuracy"] if network.is_classifier else [])
+        if optimizer.convention == "sklearn" and optimizer.weight_decay:
+            metrics.append("l2_penalty")
+        metrics.append("lr")
+        if validation is not None:
+            metrics += ["val_" + name for name in metrics if name in ("loss", "accuracy")]
+        self.params = {"epochs": epochs, "steps": steps.n_batches, "samples": steps.n_samples,
+                       "batch_size": steps.batch_size, "validation": validation is not None, "metrics": metrics}
+        callbacks.check(self.params)
+        self.first_order = None
 
-    def check_order(self, order):
-        """An order returned by fit's `shuffle` callable, checked."""
-        array = np.asarray(order)
-        if array.ndim != 1 or array.shape[0] == 0 or array.dtype.kind not in "iu":
-            raise ValueError(f"shuffle(epoch) must return a non-empty 1-D array of integer row indices, got "
-                             f"{array.dtype} of shape {array.shape}")
-        if array.min() < 0 or array.max() >= self.n_samples:
-            raise ValueError(f"shuffle(epoch) returned row indices outside [0, {self.n_samples})")
-        return array.astype(np.int64)
+    def check_first_order(self):
+        """Draw and check the first epoch's order from a `shuffle` callable now, before anything changes
+        (a collective under distributed.fit: every rank calls it)."""
+        if callable(self.shuffle):
+            self.first_order = self._order(0)
 
-    def _steps(self, order):
-        started = time.perf_counter()
-        result = self.backend.train_epoch(self.params, *self.data, order, self.batch_size, self.optimizer,
-                                          self.state, self.record_grad_norms)
-        return result, time.perf_counter() - started
+    def _order(self, epoch):
+        """The epoch's order, checked (and agreed between ranks) before the epoch's first step."""
+        n = self.steps.n_samples
+        order, error = None, None
+        if self.shuffle is True:
+            order = self.network.rng.permutation(n)
+        elif self.shuffle is False:
+            order = np.arange(n, dtype=np.int64)
+        else:
+            try:
+                order = check_order(self.shuffle(epoch), n)
+            except Exception as caught:  # on one rank of several, every rank must hear of it
+                error = caught
+        return self.steps.agree_order(order, error, epoch)
 
-    def epoch(self, order, epoch):
-        """Train over `order`; returns its EpochTotals (stopped early when a step was not finite)."""
-        totals = EpochTotals()
+    def run(self):
+        """Train; returns the History (also ``network.history``)."""
+        network, steps, callbacks = self.network, self.steps, self.callbacks
+        # Everything is checked: from here on the network changes.
+        network.optimizer = steps.optimizer
+        steps.begin()
+        history = network.history = steps.new_history()
+        network.stop_training = False
+        callbacks.on_train_begin(**{k: v for k, v in self.params.items() if k != "metrics"})
+        with callbacks.closing():
+            for epoch in range(self.epochs):
+                order = self.first_order if epoch == 0 and self.first_order is not None else self._order(epoch)
+                callbacks.on_epoch_begin(epoch)
+                logs = self._epoch(order, epoch, history)
+                callbacks.on_epoch_end(epoch, logs)
+                if steps.end_epoch(epoch, network.stop_training):
+                    break
+        callbacks.on_train_end(history)
+        return history
+
+    def _epoch(self, order, epoch, history):
+        network, steps = self.network, self.steps
+        totals = self._train(order, epoch)
+        if totals.status != "completed":
+            raise FloatingPointError(nonfinite_message(
+                totals.status, f"at epoch {epoch + 1}, batch {totals.batches + 1} of {steps.n_batches}"))
+        logs = {"loss": totals.loss_sum / totals.samples}
+        if network.is_classifier:
+            logs["accuracy"] = totals.n_correct / (totals.samples * network._units_per_sample)
+        optimizer = steps.optimizer
+        if optimizer.convention == "sklearn" and optimizer.weight_decay:
+            logs["l2_penalty"] = 0.5 * optimizer.weight_decay * totals.penalty_sum / totals.samples
+        logs["lr"] = optimizer.lr
+        if self.validation is not None and self.validate_on(epoch + 1):
+            logs.update({f"val_{k}": v for k, v in steps.validate(self.validation).items()})
+        norms = np.asarray(totals.grad_norm_sums) / totals.batches if self.record_grad_norms else None
+        history._append(epoch + 1, logs, norms, totals.seconds)
+        steps.record(history, totals)
+        if self.verbose and steps.is_writer:
+            figures = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items())
+            try:
+                print(f"Epoch {epoch + 1}/{self.epochs} - {totals.seconds:.2f}s "
+                      f"({steps.n_samples / max(totals.seconds, 1e-9):,.0f} samples/s{steps.describe(history, totals)}) - "
+                      f"{figures}", flush=True)
+            except OSError:  # stdout went away: stop printing, but train on (and never strand other ranks)
+                self.verbose = 0
+        return logs
+
+    def _train(self, order, epoch):
+        """Train over `order`; its EpochTotals (stopped early when a step was not finite): whole in one
+        call, or in chunks of batches with callbacks in between when a callback asks for batch events."""
+        steps, totals = self.steps, EpochTotals()
         interval = self.callbacks.batch_interval
         if interval is None:
-            totals.add(*self._steps(order))
+            totals.add(*self._timed(order, epoch, 0))
             return totals
-        n_batches = -(-order.shape[0] // self.batch_size)
         chunk = interval or 1  # time-based chunks start with one batch to measure a step
         done = 0
-        while done < n_batches:
-            stop = min(done + chunk, n_batches)
-            result, seconds = self._steps(order[done * self.batch_size:stop * self.batch_size])
-            totals.add(result, seconds)
+        while done < steps.n_batches:
+            stop = min(done + chunk, steps.n_batches)
+            totals.add(*self._timed(order[done * steps.batch_size:stop * steps.batch_size], epoch, done))
             if totals.status != "completed":
                 return totals
             done = stop
@@ -157,3 +349,8 @@ class TrainingRun:
                 per_batch = totals.seconds / done
                 chunk = max(1, int(CHUNK_SECONDS / max(per_batch, 1e-9)))
         return totals
+
+    def _timed(self, order, epoch, first_batch):
+        started = time.perf_counter()
+        result = self.steps.run(order, epoch, first_batch)
+        return result, time.perf_counter() - started

@@ -51,6 +51,9 @@ class Callback:
     """
 
     batch_interval = None
+    # True for callbacks that write files or draw on the terminal: under
+    # backprop.distributed.fit they run on rank 0 only.
+    writer = False
 
     def __init__(self):
         self.network = None
@@ -63,6 +66,15 @@ class Callback:
 
     def set_network(self, network):
         self.network = network
+
+    def check(self, params):
+        """Refuse a fit this callback cannot serve, before the fit changes anything.
+
+        Called with the params that ``on_train_begin`` will see, plus
+        "metrics": the names of the figures each epoch's logs will hold
+        (e.g. ``["loss", "accuracy", "lr", "val_loss", "val_accuracy"]``).
+        Raise ValueError or TypeError to refuse; the default accepts.
+        """
 
     def on_train_begin(self, logs=None):
         pass
@@ -90,7 +102,7 @@ class Callback:
 class CallbackList:
     """The callbacks of one fit, called in order."""
 
-    def __init__(self, callbacks, network):
+    def __init__(self, callbacks, network, is_writer=True):
         if callbacks is None:
             callbacks = []
         if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
@@ -102,7 +114,9 @@ class CallbackList:
                                 f"{type(callback).__name__}")
             if callback.batch_interval is not None:
                 check_int(f"callbacks[{i}].batch_interval", callback.batch_interval)
-        self.callbacks = list(callbacks)
+        # Every callback is checked; a writer is called only where the fit may write (rank 0).
+        self._all = list(callbacks)
+        self.callbacks = [c for c in callbacks if is_writer or not c.writer]
         self.network = network
         self._batching = [c for c in self.callbacks if c._wants_batches]
         self._last_logs = None
@@ -114,6 +128,12 @@ class CallbackList:
             return None
         intervals = [c.batch_interval for c in self._batching if c.batch_interval is not None]
         return reduce(math.gcd, intervals) if intervals else 0
+
+    def check(self, params):
+        """Each callback's check of the fit (Callback.check), before anything changes."""
+        for callback in self._all:
+            callback.set_network(self.network)
+            callback.check(dict(params))
 
     def on_train_begin(self, **params):
         for callback in self.callbacks:
@@ -169,6 +189,16 @@ class _Monitor:
         self.mode = mode
         self.min_delta = abs(check_real("min_delta", min_delta))
 
+    def check(self, params):
+        """Refuse up front a figure the fit will never report."""
+        if self.monitor not in params["metrics"]:
+            if self.monitor.startswith("val_") and not params["validation"]:
+                raise ValueError(f"{type(self.owner).__name__} monitors {self.monitor!r}, but the fit has no "
+                                 "validation data: give validation_data or validation_split, or monitor "
+                                 "another figure")
+            raise ValueError(f"{type(self.owner).__name__} monitors {self.monitor!r}, which fit does not report "
+                             f"(it reports {', '.join(map(repr, params['metrics']))})")
+
     def value(self, callback, logs):
         """The monitored figure in `logs`, None on an epoch that skipped validation; ValueError if never there."""
         if self.monitor in logs:
@@ -223,6 +253,9 @@ class EarlyStopping(Callback):
         self.start_from_epoch = check_int("start_from_epoch", start_from_epoch, minimum=0)
         self.verbose = check_int("verbose", verbose, minimum=0)
 
+    def check(self, params):
+        self._monitor.check(params)
+
     def on_train_begin(self, logs=None):
         self.wait = 0
         self.best = self.baseline
@@ -271,6 +304,8 @@ class ModelCheckpoint(Callback):
     mode : 'auto', 'min' or 'max'
     """
 
+    writer = True
+
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         super().__init__()
         import os
@@ -282,6 +317,16 @@ class ModelCheckpoint(Callback):
         self.save_best_only = check_bool("save_best_only", save_best_only)
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.best = None
+
+    def check(self, params):
+        if self.save_best_only:
+            self._monitor.check(params)
+        try:  # every name in the path must be a figure of every epoch's logs
+            self.path.format(epoch=1, **{name: 0.0 for name in params["metrics"]})
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"ModelCheckpoint's path {self.path!r} cannot be formatted with the epoch and the "
+                             f"figures every epoch reports ({', '.join(params['metrics'])}): "
+                             f"{type(error).__name__}: {error}") from None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
@@ -442,6 +487,9 @@ class ReduceLROnPlateau(Callback):
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.best, self.wait, self.cooldown_left = None, 0, 0
 
+    def check(self, params):
+        self._monitor.check(params)
+
     def on_epoch_end(self, epoch, logs=None):
         value = self._monitor.value(self, logs)
         if value is None:
@@ -476,6 +524,8 @@ class ProgressBar(Callback):
     file : text stream, optional
         Default ``sys.stderr``.
     """
+
+    writer = True
 
     def __init__(self, kind="auto", file=None):
         super().__init__()

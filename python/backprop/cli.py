@@ -304,12 +304,14 @@ def _train(args, comm):
           f"{parallel}", flush=True)
     validation = (X_test, y_test) if X_test is not None else None
     started = time.perf_counter()
+    # The same progress bar on one process or several (ProgressBar draws on rank 0 only).
     options = dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, validation_data=validation,
-                   record_grad_norms=args.plot_grad_norms is not None)
+                   record_grad_norms=args.plot_grad_norms is not None,
+                   callbacks=[bp.callbacks.ProgressBar(kind=args.progress)])
     if comm is None:
-        history = net.fit(X_train, y_train, callbacks=[bp.callbacks.ProgressBar(kind=args.progress)], **options)
+        history = net.fit(X_train, y_train, **options)
     else:
-        history = bp.distributed.fit(net, X_train, y_train, comm, verbose=int(args.progress != "off"), **options)
+        history = bp.distributed.fit(net, X_train, y_train, comm, **options)
     wall = time.perf_counter() - started
     train_seconds = sum(history.seconds)
     rate = len(X_train) * args.epochs / max(train_seconds, 1e-9)

