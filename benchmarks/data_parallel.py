@@ -9,10 +9,19 @@ between the ranks. Per process count: the median epoch time after a
 warm-up, and the time each step spends in the gradient's Allreduce (which
 includes waiting for the slower rank); the 2-process run also times the
 bare Allreduce of the gradient buffer, without training in between. The
-1-process run also times ``Network.fit`` (no MPI) on one thread, the cost
-the distributed loop is measured against. Waiting ranks yield their core
-(``OMPI_MCA_mpi_yield_when_idle=1``) rather than spin: the machines this
-suite runs on are shared.
+1-process run also times ``Network.fit`` (no MPI) on one thread, and the
+suite's own process on two (under mpiexec OMP_NUM_THREADS=1 caps the
+core): the costs the distributed loop is measured against. Waiting ranks
+yield their core (``OMPI_MCA_mpi_yield_when_idle=1``) rather than spin: the
+machines this suite runs on are shared.
+
+The 2-process run is repeated with the ranks talking over TCP (loopback,
+``--mca btl self,tcp``) instead of shared memory, and the scaling model
+below (``step_seconds``) is checked against it: given the measured compute
+per sample and the bare TCP Allreduce, it predicts the 2-process epoch.
+
+Goals: 1 process ≤ 1.10 × fit on one thread; 2 processes ≤ 0.60 × 1
+process and ≤ 1.2 × fit on two threads.
 """
 
 from __future__ import annotations
@@ -29,12 +38,16 @@ import tempfile
 import numpy as np
 
 import backprop as bp
+from backprop.distributed import _N_EXTRAS
 
 from .workloads import MODES, W1_SIZES, Workload, training_workloads, warmup_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROCESSES = (1, 2)
+# Runs: (label, processes, extra mpiexec arguments). "2-tcp": the ranks talk over loopback TCP.
+RUNS = (("1", 1, ()), ("2", 2, ()), ("2-tcp", 2, ("--mca", "btl", "self,tcp")))
 BARE_ALLREDUCE_REPEATS = 50
+GOALS = (("MPI.1", "1 process / Network.fit, 1 thread", 1.10), ("MPI.2", "2 processes / 1 process", 0.60),
+         ("MPI.3", "2 processes / Network.fit, 2 threads", 1.2))
 
 
 def gradient_bytes(sizes, dtype="float32"):
@@ -68,28 +81,81 @@ def measure(workload, X, y, repeats, timeout=600):
     with tempfile.TemporaryDirectory(prefix="backprop-mpi-bench-") as folder:
         np.save(os.path.join(folder, "X.npy"), X)
         np.save(os.path.join(folder, "y.npy"), y)
-        for p in PROCESSES:
-            command = [launcher, "-n", str(p), "--oversubscribe", "--bind-to", "none", sys.executable, "-m",
-                       "benchmarks.data_parallel", "--worker", folder, json.dumps(workload.to_dict()), str(repeats)]
+        for label, p, transport in RUNS:
+            command = [launcher, "-n", str(p), "--oversubscribe", "--bind-to", "none", *transport, sys.executable,
+                       "-m", "benchmarks.data_parallel", "--worker", folder, json.dumps(workload.to_dict()),
+                       str(repeats), label]
             try:
                 done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:
-                result["processes"][str(p)] = {"failed": f"timed out after {timeout} s"}
+                result["processes"][label] = {"failed": f"timed out after {timeout} s"}
                 continue
-            out = os.path.join(folder, f"result-{p}.json")
+            out = os.path.join(folder, f"result-{label}.json")
             if done.returncode != 0 or not os.path.exists(out):
-                result["processes"][str(p)] = {"failed": f"exit status {done.returncode}: {done.stderr[-800:]}"}
+                result["processes"][label] = {"failed": f"exit status {done.returncode}: {done.stderr[-800:]}"}
                 continue
             with open(out) as file:
-                result["processes"][str(p)] = json.load(file)
-    one, two = (result["processes"].get(str(p), {}) for p in PROCESSES)
-    if "epoch_seconds" in one and "epoch_seconds" in two:
-        result["speedup"] = one["epoch_seconds"] / two["epoch_seconds"]
+                result["processes"][label] = json.load(file)
+    # Network.fit on two threads, here: under mpiexec OMP_NUM_THREADS=1 caps the core at one.
+    result["fit_2_threads_epoch_seconds"] = _fit_seconds(workload, X, y, repeats, threads=2)
+    result.update(_ratios(result["processes"], workload, result["gradient_bytes"],
+                          result["fit_2_threads_epoch_seconds"]))
+    result["load_average"] = list(os.getloadavg())
     return result
 
 
-def _worker(folder, workload_fields, repeats):
-    """One rank of the measurement (run by mpiexec): rank 0 writes result-<p>.json."""
+def _fit_seconds(workload, X, y, repeats, threads):
+    """Median epoch seconds of Network.fit on `threads` threads, after a warm-up."""
+    before = bp.get_num_threads()
+    bp.set_num_threads(threads)
+    try:
+        net = bp.Network(workload.sizes, activation=workload.activation, dtype=workload.dtype, seed=workload.seed)
+        options = dict(batch_size=workload.batch_size, optimizer=bp.SGD(lr=workload.lr))
+        warm = warmup_rows(workload)
+        net.fit(X[:warm], y[:warm], **options)
+        return statistics.median(net.fit(X, y, epochs=repeats, **options).seconds)
+    finally:
+        bp.set_num_threads(before)
+
+
+def _ratios(runs, workload, grad_bytes, fit_2_threads):
+    """The goals' ratios, and the scaling model's prediction for the TCP run."""
+    one, two, tcp = (runs.get(label, {}) for label, _, _ in RUNS)
+    if "epoch_seconds" not in one:
+        return {}
+    figures = {"ratios": {"MPI.1": one["epoch_seconds"] / one["fit_epoch_seconds"]}}
+    if "epoch_seconds" in two:
+        figures["speedup"] = one["epoch_seconds"] / two["epoch_seconds"]
+        figures["ratios"]["MPI.2"] = two["epoch_seconds"] / one["epoch_seconds"]
+        figures["ratios"]["MPI.3"] = two["epoch_seconds"] / fit_2_threads
+    if "epoch_seconds" in tcp and "bare_allreduce_ms" in tcp:
+        # The model with what this machine measured: compute per sample from fit on one thread, and the
+        # link's bandwidth from the bare Allreduce (latency taken as the model's 20 µs).
+        compute = one["fit_epoch_seconds"] / workload.n_samples
+        latency = 20e-6
+        seconds = max(tcp["bare_allreduce_ms"] * 1e-3 - latency, 1e-9)
+        bandwidth = 2 * (2 - 1) / 2 * grad_bytes * 8 / seconds
+        predicted = workload.steps * step_seconds(2, workload.batch_size, compute, grad_bytes, bandwidth, latency)
+        figures["tcp_model"] = {"bandwidth_gbit": bandwidth / 1e9, "predicted_epoch_seconds": predicted,
+                                "measured_epoch_seconds": tcp["epoch_seconds"]}
+    return figures
+
+
+def goal_rows(figures):
+    """Rows for the goals table, in evaluate_goals' format."""
+    if not figures or "ratios" not in figures:
+        return []
+    rows = []
+    for goal_id, what, bound in GOALS:
+        figure = figures["ratios"].get(goal_id)
+        rows.append({"id": goal_id, "workload": "MPI", "bound": bound, "measured": figure, "what": what,
+                     "goal": f"≤ {bound:g}", "status": "n/a" if figure is None else "PASS" if figure <= bound
+                     else "MISS", "note": "" if figure is not None else "a run failed"})
+    return rows
+
+
+def _worker(folder, workload_fields, repeats, label):
+    """One rank of the measurement (run by mpiexec): rank 0 writes result-<label>.json."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -112,7 +178,7 @@ def _worker(folder, workload_fields, repeats):
                "allreduce_ms_per_step_each_rank": [1e3 * statistics.median(v) for v in every_rank or []],
                "steps": history.steps[0], "threads": bp.get_num_threads()}
     if size > 1:
-        buffer = np.zeros(net.n_params + 5, net.dtype)  # what a step sends: gradient and 5 extras
+        buffer = np.zeros(net.n_params + _N_EXTRAS, net.dtype)  # what a step sends: gradient and extras
         comm.Barrier()
         started = MPI.Wtime()
         for _ in range(BARE_ALLREDUCE_REPEATS):
@@ -123,7 +189,7 @@ def _worker(folder, workload_fields, repeats):
         reference.fit(X[:warm], y[:warm], epochs=1, **options)
         figures["fit_epoch_seconds"] = statistics.median(reference.fit(X, y, epochs=repeats, **options).seconds)
     if rank == 0:
-        with open(os.path.join(folder, f"result-{size}.json"), "w") as file:
+        with open(os.path.join(folder, f"result-{label}.json"), "w") as file:
             json.dump(figures, file)
 
 
@@ -135,9 +201,10 @@ def report_lines(figures):
              f"  {'processes':<18}{'epoch s':>10}{'samples/s':>12}{'Allreduce ms/step':>19}"]
     samples = figures["workload"]["n_samples"]
     one = figures["processes"].get("1", {})
-    if "fit_epoch_seconds" in one:
-        lines.append(f"  {'Network.fit':<18}{one['fit_epoch_seconds']:10.3f}{samples / one['fit_epoch_seconds']:12,.0f}"
-                     f"{'-':>19}")
+    for seconds, label in ((one.get("fit_epoch_seconds"), "Network.fit 1 thr"),
+                           (figures.get("fit_2_threads_epoch_seconds"), "Network.fit 2 thr")):
+        if seconds:
+            lines.append(f"  {label:<18}{seconds:10.3f}{samples / seconds:12,.0f}{'-':>19}")
     for p, row in figures["processes"].items():
         if "failed" in row:
             lines.append(f"  {p:<18}failed: {row['failed']}")
@@ -151,6 +218,16 @@ def report_lines(figures):
                      "the slower rank")
     if "speedup" in figures:
         lines.append(f"  - speed-up, 2 processes over 1: {figures['speedup']:.2f}")
+    for goal_id, what, bound in GOALS:
+        if goal_id in figures.get("ratios", {}):
+            lines.append(f"  - {what}: {figures['ratios'][goal_id]:.2f} (goal ≤ {bound:g})")
+    model = figures.get("tcp_model")
+    if model:
+        lines.append(f"  - over TCP: the bare Allreduce gives {model['bandwidth_gbit']:.1f} Gbit/s; the model predicts "
+                     f"{model['predicted_epoch_seconds']:.3f} s per 2-process epoch, measured "
+                     f"{model['measured_epoch_seconds']:.3f} s")
+    if figures.get("load_average"):
+        lines.append("  load average at the end: " + " ".join(f"{v:.2f}" for v in figures["load_average"]))
     return lines + [""]
 
 
@@ -188,11 +265,12 @@ def main(argv=None):
     parser.add_argument("--compute-us", type=float, default=None,
                         help="compute per sample in µs for --model (default: measure W2 with Network.fit, 1 thread)")
     parser.add_argument("--latency-us", type=float, default=20.0, help="per-hop latency for --model (default 20)")
-    parser.add_argument("--worker", nargs=3, metavar=("FOLDER", "WORKLOAD", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, metavar=("FOLDER", "WORKLOAD", "REPEATS", "LABEL"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        folder, fields, repeats = args.worker
-        _worker(folder, json.loads(fields), int(repeats))
+        folder, fields, repeats, label = args.worker
+        _worker(folder, json.loads(fields), int(repeats), label)
         return 0
     if args.model:
         compute = args.compute_us * 1e-6 if args.compute_us else _measure_compute_per_sample()

@@ -13,7 +13,7 @@ import numpy as np
 
 import backprop as bp
 
-from . import data_parallel, estimators
+from . import custom_loops, data_parallel, estimators
 from .peers import LABELS, PEER_NAMES, blas_info
 
 MIB = 1024 * 1024
@@ -222,6 +222,8 @@ def tables(results):
         lines += contention_lines(workloads["W9"]) + [""]
     if "E" in workloads:
         lines += estimators.table_lines(workloads["E"])
+    if "CL" in workloads:
+        lines += custom_loops.report_lines(workloads["CL"])
     if "MPI" in workloads:
         lines += data_parallel.report_lines(workloads["MPI"])
     if "memory" in results:
@@ -281,11 +283,11 @@ def memory_lines(memory):
 
 def goal_lines(goal_rows):
     """The goals table: measured figure next to the issue's goal, PASS/MISS."""
-    lines = ["Goals (issues 3 and 7)", f"  {'id':<5}{'figure':<58}{'measured':>9}  {'goal':<9}status"]
+    lines = ["Goals", f"  {'id':<7}{'figure':<58}{'measured':>9}  {'goal':<9}status"]
     for row in goal_rows:
         measured = f"{row['measured']:9.3f}" if row["measured"] is not None else f"{'-':>9}"
         note = f"  ({row['note']})" if row["note"] else ""
-        lines.append(f"  {row['id']:<5}{row['what']:<58}{measured}  {row['goal']:<9}{row['status']}{note}")
+        lines.append(f"  {row['id']:<7}{row['what']:<58}{measured}  {row['goal']:<9}{row['status']}{note}")
     return lines
 
 

@@ -31,7 +31,7 @@ from benchmarks.peers import LABELS, PEER_NAMES, availability, set_threads  # no
 from benchmarks.suite import run_suite  # noqa: E402
 from benchmarks.workloads import MODES  # noqa: E402
 
-WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "MPI")
+WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "CL", "MPI")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import backprop as bp
 
-from . import contention, data_parallel, estimators, rss
+from . import contention, custom_loops, data_parallel, estimators, rss
 from . import data as bench_data
 from .peers import LABELS, make_network, make_predictor, make_trainer
 from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
@@ -422,14 +422,14 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     data_path : str, optional, Fashion-MNIST folder
     force_synthetic : bool
     selected : set of str, optional
-        Workload ids to run ("W1" … "W9", "E" for E1–E4, "MPI"); default all.
+        Workload ids to run ("W1" … "W9", "E" for E1–E4, "CL", "MPI"); default all.
     measure_memory : bool
 
     Returns
     -------
     dict: data, workloads {key: figures}, memory, goals
     """
-    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "MPI"])
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "CL", "MPI"])
     workloads = training_workloads(mode)
     started = time.perf_counter()
     dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
@@ -491,6 +491,11 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     if "E" in selected and "sklearn" in peers:
         _log("E1-E4: backprop.sklearn.MLPClassifier.fit against scikit-learn's")
         results["workloads"]["E"] = estimators.time_estimators(mode, dataset, repeats, mode.settle_seconds)
+    if "CL" in selected and "native" in peers:
+        _log("CL: W2 by hand-written loops against Network.fit and PyTorch's loop, 1 thread")
+        X, y = arrays_for(workloads["W2"])
+        results["workloads"]["CL"] = custom_loops.time_custom_loops(workloads["W2"], X, y, max(repeats, 3),
+                                                                     lambda: _settle(mode.settle_seconds))
     if "MPI" in selected:
         _log("MPI: W2 data-parallel on 1 and 2 processes")
         X, y = arrays_for(workloads["W2"])
@@ -499,6 +504,8 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         _log("memory: W1 fit per peer, each in a fresh process")
         X, y = arrays_for(workloads["W1"])
         results["memory"] = memory(peers, X, y, workloads["W1"], threads)
-    results["goals"] = evaluate_goals(results) + estimators.goal_rows(results["workloads"].get("E"))
+    results["goals"] = (evaluate_goals(results) + estimators.goal_rows(results["workloads"].get("E"))
+                        + custom_loops.goal_rows(results["workloads"].get("CL"))
+                        + data_parallel.goal_rows(results["workloads"].get("MPI")))
     results["elapsed_seconds"] = time.perf_counter() - started
     return results

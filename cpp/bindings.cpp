@@ -421,11 +421,11 @@ class Model {
     });
   }
 
-  // One optimizer step with a given gradient (batch_weight: Σ w of the batch
-  // it came from, read by the sklearn convention). False when not finite:
-  // then nothing changed.
+  // One optimizer step with the gradient grad_scale · grads (batch_weight: Σ w
+  // of the batch it came from, read by the sklearn convention). False when
+  // not finite: then nothing changed.
   bool optimizer_step(py::array params, const py::array& grads, const OptimizerConfig& config, py::object first,
-                      py::object second, py::array step, double batch_weight) const {
+                      py::object second, py::array step, double batch_weight, double grad_scale) const {
     return dispatch(params, [&](auto tag) -> bool {
       using T = decltype(tag);
       T* p = flat_buffer<T>(params, "params", arch_.n_params());
@@ -438,9 +438,14 @@ class Model {
       bool finite;
       {
         GilRelease release;
-        // The step overwrites its gradient buffer: it works on a copy.
+        // The step overwrites its gradient buffer: it works on a (scaled) copy.
         T* consumed = (*scratch).grads(arch_.n_params());
-        std::copy(g, g + arch_.n_params(), consumed);
+        if (grad_scale == 1.0) {
+          std::copy(g, g + arch_.n_params(), consumed);
+        } else {
+          const T scale = T(grad_scale);
+          for (Index i = 0; i < arch_.n_params(); ++i) consumed[i] = g[i] * scale;
+        }
         finite = backprop::optimizer_step(arch_, step_config, state, (*scratch).backup(state, arch_.n_params()), p,
                                           consumed, Team{}, (*scratch).probes(1));
         *step_count = state.step;
@@ -686,8 +691,8 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
            py::arg("batch_size"), py::arg("config"), py::arg("first"), py::arg("second"), py::arg("step"),
            py::arg("record_grad_norms"), "One epoch of mini-batch training over the rows of data listed in order.")
       .def("optimizer_step", &Model::optimizer_step, py::arg("params"), py::arg("grads"), py::arg("config"),
-           py::arg("first"), py::arg("second"), py::arg("step"), py::arg("batch_weight"),
-           "One optimizer step with the given flat gradient; False (nothing changed) if not finite.");
+           py::arg("first"), py::arg("second"), py::arg("step"), py::arg("batch_weight"), py::arg("grad_scale") = 1.0,
+           "One optimizer step with the flat gradient grad_scale·grads; False (nothing changed) if not finite.");
 
   m.def("build_info", &build_info, "Level, compiler, OpenMP, Eigen version and SIMD of this build.");
   m.def("supported_levels", &supported_levels, "Instruction-set levels this CPU can run, best last.");

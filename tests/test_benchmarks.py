@@ -93,7 +93,7 @@ def test_json_reports_memory_and_goals(smoke_run):
         assert all(row["status"] != "n/a" for row in results["goals"]
                    if row["id"] == "W9" and "native 1 thread" in row["what"])
     assert all(row["status"] in ("PASS", "MISS", "n/a") for row in results["goals"])
-    assert "Goals (issues 3 and 7)" in stdout and "instruction-set level" in stdout
+    assert "Goals" in stdout and "instruction-set level" in stdout
     if _installed("matplotlib"):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
 
@@ -136,10 +136,29 @@ def test_json_holds_the_data_parallel_row(smoke_run):
     if not _installed("mpi4py"):
         assert "mpi4py" in row["skipped"]
         return
-    assert set(row["processes"]) == {"1", "2"}
+    assert set(row["processes"]) == {"1", "2", "2-tcp"}
     for figures in row["processes"].values():
         assert set(figures) >= {"epoch_seconds", "allreduce_ms_per_step", "steps"}, figures
         assert figures["threads"] == 1
-    assert "fit_epoch_seconds" in row["processes"]["1"] and "bare_allreduce_ms" in row["processes"]["2"]
+    assert "fit_epoch_seconds" in row["processes"]["1"] and "bare_allreduce_ms" in row["processes"]["2-tcp"]
+    assert row["fit_2_threads_epoch_seconds"] > 0
+    assert set(row["ratios"]) == {"MPI.1", "MPI.2", "MPI.3"}
+    assert set(row["tcp_model"]) == {"bandwidth_gbit", "predicted_epoch_seconds", "measured_epoch_seconds"}
     assert row["gradient_bytes"] == 235_146 * 4
-    assert "MPI   W2 data-parallel" in stdout
+    assert "MPI   W2 data-parallel" in stdout and "over TCP" in stdout
+    assert {"MPI.1", "MPI.2", "MPI.3"} <= {goal["id"] for goal in results["goals"]}
+
+
+def test_json_holds_the_custom_loop_row(smoke_run):
+    """CL: Network.fit, the two hand-written loops and (with PyTorch) its loop, on the same rows."""
+    results, stdout, _ = smoke_run
+    if not results["peers"]["native"][0]:
+        assert "CL" not in results["workloads"]
+        return
+    row = results["workloads"]["CL"]
+    expected = {"fit", "train_on_batch", "gradients_apply"} | ({"torch"} if _installed("torch") else set())
+    assert set(row["seconds"]) == expected
+    assert all(len(values) >= 3 for values in row["all_seconds"].values())
+    assert {"CL.1", "CL.2"} <= set(row["ratios"])
+    assert "CL    W2 by hand-written loops" in stdout
+    assert {"CL.1", "CL.2", "CL.3", "CL.4"} <= {goal["id"] for goal in results["goals"]}

@@ -57,6 +57,13 @@ class _EpochResult(TypedDict):
     loss_sum: float
     n_correct: float
     weight_grad_norm_sums: list[float]
+    penalty_sum: float
+
+class Dataset:
+    """X and its targets, checked once for a Model (Model.dataset); referenced, not copied."""
+
+    @property
+    def rows(self) -> int: ...
 
 class Model:
     """The core for one network shape; the scalar type follows each call's params."""
@@ -72,22 +79,34 @@ class Model:
         X: _FloatArray,
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
-    ) -> tuple[float, float]:
-        """(summed loss, number of correct classifications)."""
+        weights: Optional[npt.NDArray[np.float64]] = None,
+    ) -> tuple[float, float, float]:
+        """(Σ w·loss, Σ w·correct classifications, Σ w), w = 1 without weights."""
     def gradients(
         self,
         params: _FloatArray,
         X: _FloatArray,
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
+        weights: Optional[npt.NDArray[np.float64]] = None,
     ) -> tuple[float, _FloatArray, float]:
-        """(mean loss, flat gradient of the mean loss, weighted fraction of right classifications)."""
+        """(weighted mean loss, flat gradient of the weighted mean loss, weighted fraction of right
+        classifications)."""
+    def dataset(
+        self,
+        X: _FloatArray,
+        labels: Optional[_IndexArray] = None,
+        targets: Optional[_FloatArray] = None,
+        weights: Optional[npt.NDArray[np.float64]] = None,
+    ) -> Dataset:
+        """X and its targets, checked once for this model."""
+    def gradient_sum(self, params: _FloatArray, data: Dataset, rows: _IndexArray,
+                     out: _FloatArray) -> tuple[float, float, float]:
+        """out ← Σ w·∂loss/∂θ over the listed rows of data; returns (Σ w·loss, Σ w·right, Σ w)."""
     def train_epoch(
         self,
         params: _FloatArray,
-        X: _FloatArray,
-        labels: Optional[_IndexArray],
-        targets: Optional[_FloatArray],
+        data: Dataset,
         order: _IndexArray,
         batch_size: int,
         config: OptimizerConfig,
@@ -96,11 +115,24 @@ class Model:
         step: _IndexArray,
         record_grad_norms: bool,
     ) -> _EpochResult:
-        """One epoch of mini-batch training over the rows listed in order.
+        """One epoch of mini-batch training over the rows of data listed in order.
 
         Updates params, first, second and step (an int64 array of shape (1,),
         the optimizer's step count) in place.
         """
+    def optimizer_step(
+        self,
+        params: _FloatArray,
+        grads: _FloatArray,
+        config: OptimizerConfig,
+        first: Optional[_FloatArray],
+        second: Optional[_FloatArray],
+        step: _IndexArray,
+        batch_weight: float,
+        grad_scale: float = 1.0,
+    ) -> bool:
+        """One optimizer step with the flat gradient grad_scale·grads; False (nothing changed) if not
+        finite."""
 
 class _BuildInfo(TypedDict):
     """What build_info returns (a plain dict at run time)."""

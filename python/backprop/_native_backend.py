@@ -78,9 +78,9 @@ class NativeBackend:
         """out ← Σ w·∂L/∂θ over `rows` of `data`; see NumpyBackend.gradient_sum."""
         return self.model.gradient_sum(params, data, np.ascontiguousarray(rows, np.int64), out)
 
-    def optimizer_step(self, params, grads, optimizer, state, batch_weight):
-        """One step with the given flat gradient; False (nothing changed) when not finite."""
+    def optimizer_step(self, params, grads, optimizer, state, batch_weight, grad_scale=1.0):
+        """One step with the flat gradient grad_scale·grads; False (nothing changed) when not finite."""
         optimizer._check_room(1)
         first, second = (None if name is None else state[name] for name in optimizer._state_slots)
         return self.model.optimizer_step(params, grads, _config(optimizer), first, second, optimizer._step,
-                                         float(batch_weight))
+                                         float(batch_weight), float(grad_scale))

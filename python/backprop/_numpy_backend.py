@@ -165,14 +165,17 @@ class NumpyBackend:
 
     # -- training -----------------------------------------------------------
     @np.errstate(all="ignore")
-    def optimizer_step(self, params, grads, optimizer, state, batch_weight):
-        """One update of `params` and `state`, applied in place only if it is finite.
+    def optimizer_step(self, params, grads, optimizer, state, batch_weight, grad_scale=1.0):
+        """One update of `params` and `state` with the gradient grad_scale·grads, applied in place only if
+        it is finite.
 
         `batch_weight` is Σ w_j of the batch (its size when unweighted); the
         'sklearn' convention divides the weight decay by it. Returns False
         (changing nothing) when the new parameters or state would hold NaN or inf.
         """
         optimizer._check_room(1)
+        if grad_scale != 1.0:
+            grads = grads * self.dtype.type(grad_scale)
         step = optimizer.step_count + 1
         dt = self.dtype.type
         sklearn = optimizer.convention == "sklearn"

@@ -541,12 +541,12 @@ class _DataParallelSteps:
             if extras[_NONFINITE] or not np.isfinite(loss):
                 result["status"] = "nonfinite_loss"
                 return result
-            if weight > 0:
-                np.multiply(self.grads, self.grads.dtype.type(1.0 / weight), out=self.grads)
-            if self.plan.record_grad_norms:  # of the global gradient, before the step consumes it
+            # The global batch's gradient is Σ_r W_r·g_r / Σ_r W_r (0 when no sample carries weight).
+            scale = 1.0 / weight if weight > 0 else 0.0
+            if self.plan.record_grad_norms:  # of the global gradient
                 for l, (dW, _) in enumerate(net._layout.views(self.grads)):
-                    result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW))
-            if not backend.optimizer_step(params, self.grads, self.optimizer, self.state, 1.0):
+                    result["weight_grad_norm_sums"][l] += float(np.linalg.norm(dW * dW.dtype.type(scale)))
+            if not backend.optimizer_step(params, self.grads, self.optimizer, self.state, 1.0, grad_scale=scale):
                 result["status"] = "nonfinite_update"  # the same on every rank: they hold the same numbers
                 return result
             samples = last - first
@@ -563,8 +563,9 @@ class _DataParallelSteps:
     def _local_gradient(self, backend, params, rows):
         """Fill the step buffer with this rank's weighted share; returns the exception it raised, if any."""
         buffer, extras = self.buffer, self.extras
-        buffer[...] = 0
+        extras[...] = 0
         if rows.shape[0] == 0:
+            self.grads[...] = 0
             return None  # an empty share adds nothing
         try:
             loss_sum, right_sum, weight = backend.gradient_sum(params, self.data, rows, self.grads)
