@@ -225,6 +225,10 @@ def test_cli_under_mpiexec_trains_data_parallel_and_only_rank_0_reports(tmp_path
     parallel, single = bp.load(tmp_path / "mpi.npz"), bp.load(tmp_path / "one.npz")
     np.testing.assert_allclose(parallel.parameters(), single.parameters(), rtol=1e-10, atol=1e-13)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi.npz", "one.npz"]
+    # The progress bar one process draws, drawn once (by rank 0).
+    code, stdout, stderr = mpiexec(2, sys.executable, "-m", "backprop", *args[:-1], "plain")
+    assert code == 0, stderr[-3000:]
+    assert stderr.count("Epoch 2/2") == 1, stderr[-3000:]
     # An error on the ranks ends the job with its message and a non-zero status (MPI_Abort), not a hang.
     code, stdout, stderr = mpiexec(2, sys.executable, "-m", "backprop", *args, "--data", str(tmp_path / "none.csv"))
     assert code != 0 and "none.csv: no such file or folder" in stderr
