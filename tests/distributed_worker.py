@@ -304,6 +304,37 @@ def callbacks_scenario(out):
     net = make_network()
     results["refused"] = outcome(lambda: bp.distributed.fit(net, X, y, epochs=2,
                                                             callbacks=[bp.callbacks.EarlyStopping()]), net)
+    # BackupAndRestore: every rank crashes (a callback raises) after epoch 2; started again, the fit
+    # resumes from rank 0's backup on every rank and ends where an uninterrupted fit ends.
+    from backprop import _backup
+    writes = []
+    original_write = _backup.write
+    _backup.write = lambda folder, state: writes.append(1) or original_write(folder, state)
+    folder = os.path.join(out, "backup")
+
+    class Crash(bp.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("simulated crash")
+
+    options = dict(epochs=5, batch_size=8, optimizer=bp.SGD(lr=0.1, momentum=0.5), validation_split=0.2)
+    net = make_network()
+    crashed = outcome(lambda: bp.distributed.fit(net, X, y, callbacks=[
+        bp.callbacks.EarlyStopping(monitor="val_loss", patience=10),
+        bp.callbacks.BackupAndRestore(folder, save_freq=3), Crash()], **options))
+    net = make_network()
+    options["optimizer"] = bp.SGD(lr=0.1, momentum=0.5)
+    history = bp.distributed.fit(net, X, y, callbacks=[bp.callbacks.EarlyStopping(monitor="val_loss", patience=10),
+                                                       bp.callbacks.BackupAndRestore(folder, save_freq=3)], **options)
+    _backup.write = original_write
+    results["backup"] = {"crashed": crashed["error"], "writes": len(writes), "history": history.history,
+                         "params": net.parameters().tobytes().hex(), "left": os.path.exists(folder + "/backup.npz")}
+    if RANK == 0:
+        reference = make_network()
+        options["optimizer"] = bp.SGD(lr=0.1, momentum=0.5)
+        reference.fit(X, y, callbacks=[bp.callbacks.EarlyStopping(monitor="val_loss", patience=10)], **options)
+        results["backup"]["reference_params"] = reference.parameters().tobytes().hex()
+
     # stop_training set on one rank stops every rank after that epoch.
     net = make_network()
     history = bp.distributed.fit(net, X, y, epochs=5, callbacks=[_StopOnRank(SIZE - 1, 1)])

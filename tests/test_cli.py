@@ -108,6 +108,31 @@ def test_train_equals_network_fit(csv_file, tmp_path, capsys):
         np.testing.assert_array_equal(a.b, b.b)
 
 
+def test_train_with_backup_resumes_a_killed_run(csv_file, tmp_path, capsys, monkeypatch):
+    """--backup DIR: a run that dies after epoch 2 (simulated) and is started again ends as one that never
+    died; the backup is gone at the end."""
+    args = ["train", "--data", str(csv_file), "--layers", "6", "--batch-size", "7", "--epochs", "4", "--seed", "3",
+            "--dtype", "float64", "--test-fraction", "0", "--progress", "off"]
+    assert cli.main([*args, "--save", str(tmp_path / "plain.npz")]) == 0
+    original = bp.callbacks.BackupAndRestore.on_epoch_end
+
+    def dies_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise SystemExit(137)
+    monkeypatch.setattr(bp.callbacks.BackupAndRestore, "on_epoch_end", dies_after_epoch_2)
+    backup = tmp_path / "backup"
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--backup", str(backup), "--save", str(tmp_path / "resumed.npz")])
+    assert (backup / "backup.npz").exists()
+    monkeypatch.setattr(bp.callbacks.BackupAndRestore, "on_epoch_end", original)
+    assert cli.main([*args, "--backup", str(backup), "--save", str(tmp_path / "resumed.npz")]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(bp.load(tmp_path / "resumed.npz").parameters(),
+                                  bp.load(tmp_path / "plain.npz").parameters())
+    assert not (backup / "backup.npz").exists()
+
+
 def test_train_top_level_options_mean_train(capsys):
     assert cli.main(["--epochs", "1", "--layers", "none", "--progress", "off", "--threads", "1"]) == 0
     out = capsys.readouterr().out

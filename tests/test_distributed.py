@@ -208,6 +208,13 @@ def test_callbacks_class_weight_and_validation_split_act_as_in_one_process(tmp_p
     for r in ranks:
         assert r["refused"]["error"] == "ValueError" and r["refused"]["unchanged"]
         assert "no validation data" in r["refused"]["message"]
+    # A fit crashed on every rank resumes from rank 0's backup on both and ends as one never interrupted.
+    backup = [r["backup"] for r in ranks]
+    assert [b["crashed"] for b in backup] == ["RuntimeError"] * 2
+    assert backup[0]["writes"] > 0 and backup[1]["writes"] == 0  # only rank 0 writes
+    assert backup[0]["params"] == backup[1]["params"] and not backup[0]["left"]
+    np.testing.assert_allclose(*(np.frombuffer(bytes.fromhex(backup[0][k]), np.float64)
+                                 for k in ("params", "reference_params")), rtol=1e-10, atol=1e-13)
     # stop_training on the last rank after epoch 2 stops both there, replicas identical.
     assert [r["stop-on-one-rank"]["epochs"] for r in ranks] == [2, 2]
     assert ranks[0]["stop-on-one-rank"]["params"] == ranks[1]["stop-on-one-rank"]["params"]

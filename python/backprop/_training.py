@@ -193,6 +193,10 @@ class LocalSteps:
         return stop
 
     @staticmethod
+    def after_restore():
+        pass
+
+    @staticmethod
     def new_history():
         return History()
 
@@ -256,6 +260,10 @@ class EpochLoop:
             metrics += ["val_" + name for name in metrics if name in ("loss", "accuracy")]
         self.params = {"epochs": epochs, "steps": steps.n_batches, "samples": steps.n_samples,
                        "batch_size": steps.batch_size, "validation": validation is not None, "metrics": metrics}
+        # Where training stands (the epoch, its order and the batches done of it, and their totals): read
+        # by BackupAndRestore, and set by it when a fit resumes from a backup.
+        self.epoch, self.order, self.batches_done, self.totals = 0, None, 0, None
+        callbacks.attach(self)
         callbacks.check(self.params)
         self.first_order = None
 
@@ -290,13 +298,19 @@ class EpochLoop:
         network.stop_training = False
         callbacks.on_train_begin(**{k: v for k, v in self.params.items() if k != "metrics"})
         with callbacks.closing():
-            for epoch in range(self.epochs):
-                order = self.first_order if epoch == 0 and self.first_order is not None else self._order(epoch)
-                callbacks.on_epoch_begin(epoch)
-                logs = self._epoch(order, epoch, history)
-                callbacks.on_epoch_end(epoch, logs)
-                if steps.end_epoch(epoch, network.stop_training):
+            callbacks.restore()  # a backup puts the fit where it was: epoch, order, batches done, states
+            stop = network.stop_training
+            for epoch in range(self.epoch, self.epochs):
+                if stop:
                     break
+                if self.order is None:  # a new epoch (else one resumed from a backup, already begun)
+                    self.order = (self.first_order if epoch == 0 and self.first_order is not None
+                                  else self._order(epoch))
+                    callbacks.on_epoch_begin(epoch)
+                logs = self._epoch(self.order, epoch, history)
+                self.epoch, self.order, self.batches_done, self.totals = epoch + 1, None, 0, None
+                callbacks.on_epoch_end(epoch, logs)
+                stop = steps.end_epoch(epoch, network.stop_training)
         callbacks.on_train_end(history)
         return history
 
@@ -331,19 +345,21 @@ class EpochLoop:
     def _train(self, order, epoch):
         """Train over `order`; its EpochTotals (stopped early when a step was not finite): whole in one
         call, or in chunks of batches with callbacks in between when a callback asks for batch events."""
-        steps, totals = self.steps, EpochTotals()
+        steps = self.steps
+        totals, done = self.totals or EpochTotals(), self.batches_done  # a resumed epoch goes on from there
         interval = self.callbacks.batch_interval
         if interval is None:
-            totals.add(*self._timed(order, epoch, 0))
+            if done < steps.n_batches:
+                totals.add(*self._timed(order[done * steps.batch_size:], epoch, done))
             return totals
         chunk = interval or 1  # time-based chunks start with one batch to measure a step
-        done = 0
         while done < steps.n_batches:
             stop = min(done + chunk, steps.n_batches)
             totals.add(*self._timed(order[done * steps.batch_size:stop * steps.batch_size], epoch, done))
             if totals.status != "completed":
                 return totals
             done = stop
+            self.batches_done, self.totals = done, totals
             self.callbacks.on_batch_end(epoch, done - 1, totals)
             if not interval:
                 per_batch = totals.seconds / done

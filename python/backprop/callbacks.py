@@ -37,7 +37,7 @@ import numpy as np
 from ._validation import check_bool, check_choice, check_int, check_real
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "StepDecay",
-           "ExponentialDecay", "CosineDecay", "ReduceLROnPlateau", "ProgressBar"]
+           "ExponentialDecay", "CosineDecay", "ReduceLROnPlateau", "ProgressBar", "BackupAndRestore"]
 
 
 class Callback:
@@ -75,6 +75,18 @@ class Callback:
         (e.g. ``["loss", "accuracy", "lr", "val_loss", "val_accuracy"]``).
         Raise ValueError or TypeError to refuse; the default accepts.
         """
+
+    def get_state(self):
+        """What this callback must remember for a fit to resume exactly (BackupAndRestore).
+
+        A dict of numbers, strings, None, lists, dicts and NumPy arrays; the
+        default has nothing. ``set_state`` gets it back, after
+        ``on_train_begin`` of the resumed fit.
+        """
+        return {}
+
+    def set_state(self, state):
+        """Put back what ``get_state`` returned (see there)."""
 
     def on_train_begin(self, logs=None):
         pass
@@ -114,9 +126,10 @@ class CallbackList:
                                 f"{type(callback).__name__}")
             if callback.batch_interval is not None:
                 check_int(f"callbacks[{i}].batch_interval", callback.batch_interval)
-        # Every callback is checked; a writer is called only where the fit may write (rank 0).
-        self._all = list(callbacks)
-        self.callbacks = [c for c in callbacks if is_writer or not c.writer]
+        # Every callback is checked; a writer is called only where the fit may write (rank 0). A backup
+        # (BackupAndRestore) is taken after every other callback has acted on the epoch or batch.
+        self._all = sorted(callbacks, key=lambda c: isinstance(c, BackupAndRestore))
+        self.callbacks = [c for c in self._all if is_writer or not c.writer]
         self.network = network
         self._batching = [c for c in self.callbacks if c._wants_batches]
         self._last_logs = None
@@ -128,6 +141,18 @@ class CallbackList:
             return None
         intervals = [c.batch_interval for c in self._batching if c.batch_interval is not None]
         return reduce(math.gcd, intervals) if intervals else 0
+
+    def attach(self, loop):
+        """Give the backups the epoch loop whose position they save and restore."""
+        for callback in self._all:
+            if isinstance(callback, BackupAndRestore):
+                callback._loop = loop
+
+    def restore(self):
+        """Resume from a backup, if a BackupAndRestore holds one (after on_train_begin)."""
+        for callback in self._all:
+            if isinstance(callback, BackupAndRestore):
+                callback._restore()
 
     def check(self, params):
         """Each callback's check of the fit (Callback.check), before anything changes."""
@@ -282,6 +307,15 @@ class EarlyStopping(Callback):
                 print(f"Epoch {epoch + 1}: early stopping ({self.monitor} best {self.best:.6g} at epoch "
                       f"{(self.best_epoch or 0) + 1})", flush=True)
 
+    _STATE = ("wait", "best", "best_epoch", "best_weights", "stopped_epoch", "_last_epoch")
+
+    def get_state(self):
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def set_state(self, state):
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
     def on_train_end(self, logs=None):
         if self.best_weights is not None and self.best_epoch != self._last_epoch:
             self.network.parameters()[...] = self.best_weights
@@ -327,6 +361,12 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint's path {self.path!r} cannot be formatted with the epoch and the "
                              f"figures every epoch reports ({', '.join(params['metrics'])}): "
                              f"{type(error).__name__}: {error}") from None
+
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state):
+        self.best = state["best"]
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
@@ -401,6 +441,12 @@ class _DecaySchedule(LearningRateScheduler):
         if self.initial_lr is None:
             self.initial_lr = self.network.optimizer.lr
         super().on_train_begin(logs)
+
+    def get_state(self):
+        return {"initial_lr": self.initial_lr}
+
+    def set_state(self, state):
+        self.initial_lr = state["initial_lr"]
 
     def _rate(self, index, lr):
         raise NotImplementedError
@@ -490,6 +536,12 @@ class ReduceLROnPlateau(Callback):
     def check(self, params):
         self._monitor.check(params)
 
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait, "cooldown_left": self.cooldown_left}
+
+    def set_state(self, state):
+        self.best, self.wait, self.cooldown_left = state["best"], state["wait"], state["cooldown_left"]
+
     def on_epoch_end(self, epoch, logs=None):
         value = self._monitor.value(self, logs)
         if value is None:
@@ -535,17 +587,24 @@ class ProgressBar(Callback):
         self._bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._open(epoch)
+
+    def _open(self, epoch):
         from .progress import progress_bar
         self._bar = progress_bar(total=self.params["samples"], desc=f"Epoch {epoch + 1}/{self.params['epochs']}",
                                  unit="sample", file=self.file, kind=self.kind)
         self._shown = 0
 
     def on_batch_end(self, batch, logs=None):
+        if self._bar is None:  # an epoch resumed from a backup: it began before the restart
+            self._open(self.network.history.epoch[-1] if self.network.history.epoch else 0)
         self._bar.update(logs["samples"] - self._shown)
         self._shown = logs["samples"]
         self._bar.set_postfix({k: v for k, v in logs.items() if k != "samples"})
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._bar is None:
+            self._open(epoch)
         self._bar.update(self.params["samples"] - self._shown)
         self._bar.set_postfix({k: v for k, v in logs.items() if k != "lr"})
         self._bar.close()
@@ -555,3 +614,152 @@ class ProgressBar(Callback):
         if self._bar is not None:  # training stopped inside an epoch
             self._bar.close()
             self._bar = None
+
+
+# -- backups -----------------------------------------------------------------------------------------
+class BackupAndRestore(Callback):
+    """Back the fit up as it goes; a fit started again with the same callback resumes it exactly.
+
+    The backup holds everything the rest of the fit depends on: parameters,
+    the optimizer's state, step count and hyper-parameters (a schedule may
+    have changed the rate), the network's random generator, the epoch, its
+    order and the batches done of it with their running sums, every other
+    callback's state (``get_state``/``set_state``: EarlyStopping's best value,
+    wait and best weights, ReduceLROnPlateau's, schedules', ModelCheckpoint's
+    best, your own callbacks'), whether a callback asked to stop, and the
+    History so far. It is written atomically, so a process killed at any
+    moment (SIGKILL included) leaves the previous backup or the new one.
+
+    A fit that starts with this callback and finds a backup restores all of
+    that after ``on_train_begin`` and goes on: run again until it finishes, a
+    fit killed any number of times ends with parameters and History figures
+    bit-identical to a fit never interrupted, for the same thread count (the
+    History returned covers the whole run; only its ``seconds`` differ). An
+    epoch resumed in the middle does not call ``on_epoch_begin`` again.
+
+    Parameters
+    ----------
+    backup_dir : str or os.PathLike
+        Folder of the backup (``backup.npz``), created when needed. One fit
+        per folder.
+    save_freq : 'epoch' or int >= 1
+        Back up after every epoch, or also after every `save_freq` batches
+        (the core then returns to Python that often).
+    delete_checkpoint : bool
+        Remove the backup when the fit ends normally (not on an exception).
+
+    Raises (from fit, before anything changes)
+    ------------------------------------------
+    ValueError
+        When the backup is of another architecture, dtype, optimizer kind,
+        data shape or list of callbacks that keep state, or is not a valid
+        backup.
+
+    Under ``backprop.distributed.fit`` rank 0 writes the backup and every
+    rank reads it (the folder must be the same file system for all ranks);
+    the replicas are compared after restoring.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        import os
+        if not isinstance(backup_dir, (str, bytes, os.PathLike)):
+            raise TypeError(f"backup_dir must be a str or os.PathLike, got {type(backup_dir).__name__}")
+        self.backup_dir = os.fsdecode(os.fspath(backup_dir))
+        if save_freq != "epoch":
+            if isinstance(save_freq, str):
+                raise ValueError(f"save_freq must be 'epoch' or a number of batches, got {save_freq!r}")
+            save_freq = check_int("save_freq", save_freq)
+        self.save_freq = save_freq
+        self.batch_interval = None if save_freq == "epoch" else save_freq
+        self.delete_checkpoint = check_bool("delete_checkpoint", delete_checkpoint)
+        self._loop = None
+        self._backup = None
+
+    @property
+    def _wants_batches(self):
+        return self.save_freq != "epoch"
+
+    def _identity(self, params):
+        """What a backup must share with the fit that resumes it."""
+        network, optimizer = self._loop.network, self._loop.steps.optimizer
+        return {"sizes": list(network.sizes), "activations": list(network.activations), "loss": network.loss,
+                "dtype": network.dtype.name, "optimizer": type(optimizer).__name__,
+                "samples": params["samples"], "batch_size": params["batch_size"],
+                "callbacks": [type(c).__name__ for c in self._stateful()]}
+
+    def _stateful(self):
+        """The fit's other callbacks that keep state (override get_state), in order: what a backup holds."""
+        return [c for c in self._loop.callbacks._all
+                if c is not self and type(c).get_state is not Callback.get_state]
+
+    def check(self, params):
+        from . import _backup
+        self._backup = _backup.read(self.backup_dir)
+        if self._backup is None:
+            return
+        saved, expected = self._backup.get("identity", {}), self._identity(params)
+        for key, value in expected.items():
+            if saved.get(key) != value:
+                raise ValueError(f"the backup in {self.backup_dir} is of another fit: its {key} is "
+                                 f"{saved.get(key)!r}, this fit's {value!r}; remove it (or give another "
+                                 "backup_dir) to start afresh")
+
+    def _restore(self):
+        """Put the network, optimizer, callbacks, History and the loop where the backup left them."""
+        state, self._backup = self._backup, None
+        if state is None:
+            return
+        loop = self._loop
+        network, optimizer, steps = loop.network, loop.steps.optimizer, loop.steps
+        network.parameters()[...] = state["parameters"]
+        for name, value in state["optimizer"]["config"].items():
+            setattr(optimizer, name, value)
+        for name, value in state["optimizer"]["state"].items():
+            optimizer.state[name][...] = value
+        optimizer.step_count = state["optimizer"]["step_count"]
+        network.rng.bit_generator.state = state["rng"]
+        network.stop_training = state["stop_training"]
+        network.history.set_state(state["history"])
+        for callback, callback_state in zip(self._stateful(), state["callbacks"]):
+            callback.set_state(callback_state)
+        position = state["position"]
+        loop.epoch, loop.batches_done = position["epoch"], position["batches_done"]
+        loop.order = position["order"]
+        if position["totals"] is not None:
+            from ._training import EpochTotals
+            loop.totals = EpochTotals(**position["totals"])
+        steps.after_restore()
+
+    def _save(self):
+        if not self._loop.steps.is_writer:
+            return
+        from . import _backup
+        loop = self._loop
+        network, optimizer = loop.network, loop.steps.optimizer
+        totals = None if loop.totals is None else vars(loop.totals)
+        state = {
+            "identity": self._identity(loop.params),
+            "parameters": network.parameters(),
+            "optimizer": {"config": optimizer.get_config(), "step_count": optimizer.step_count,
+                          "state": dict(optimizer.state)},
+            "rng": network.rng.bit_generator.state,
+            "stop_training": bool(network.stop_training),
+            "history": network.history.get_state(),
+            "callbacks": [c.get_state() for c in self._stateful()],
+            "position": {"epoch": loop.epoch, "batches_done": loop.batches_done, "order": loop.order,
+                         "totals": totals},
+        }
+        _backup.write(self.backup_dir, state)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.save_freq != "epoch" and (batch + 1) % self.save_freq == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and self._loop.steps.is_writer:
+            from . import _backup
+            _backup.remove(self.backup_dir)

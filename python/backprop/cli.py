@@ -307,7 +307,8 @@ def _train(args, comm):
     # The same progress bar on one process or several (ProgressBar draws on rank 0 only).
     options = dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, validation_data=validation,
                    record_grad_norms=args.plot_grad_norms is not None,
-                   callbacks=[bp.callbacks.ProgressBar(kind=args.progress)])
+                   callbacks=[bp.callbacks.ProgressBar(kind=args.progress)]
+                   + ([bp.callbacks.BackupAndRestore(args.backup)] if args.backup else []))
     if comm is None:
         history = net.fit(X_train, y_train, **options)
     else:
@@ -477,6 +478,9 @@ def build_parser(prog="backprop"):
     train.add_argument("--progress", choices=KINDS, default="auto",
                        help="progress bars: tqdm when installed (auto), plain, or off")
     train.add_argument("--save", metavar="MODEL.npz", help="save the trained network")
+    train.add_argument("--backup", metavar="DIR",
+                       help="back the training up into DIR after every epoch; started again with the same DIR, "
+                            "a killed run resumes where it was (bp.callbacks.BackupAndRestore)")
     train.add_argument("--plot", metavar="CURVES.png", help="save loss and accuracy curves (needs matplotlib)")
     train.add_argument("--plot-grad-norms", metavar="NORMS.png",
                        help="record and plot per-layer gradient norms (needs matplotlib)")

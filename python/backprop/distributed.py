@@ -605,14 +605,22 @@ class _DataParallelSteps:
             logs["accuracy"] = sums[1] / sums[2]
         return logs
 
+    def after_restore(self):
+        """After a backup was restored on every rank: the replicas must be identical."""
+        self._compare_replicas("after restoring the backup")
+
     def end_epoch(self, epoch, stop):
         """After the epoch's callbacks: the replicas checked, and whether any rank stops."""
+        return self._compare_replicas(f"after epoch {epoch + 1}", stop)
+
+    def _compare_replicas(self, when, stop=False):
+        """Raise unless every rank's replica is rank 0's; whether any rank asked to stop."""
         digests = self.comm.allgather((_replica_digests(self.net, self.optimizer), bool(stop)))
         for rank, (theirs, _) in enumerate(digests[1:], start=1):
             differ = [part for part in digests[0][0] if theirs[part] != digests[0][0][part]]
             if differ:
-                raise DistributedError(f"the replicas drifted apart after epoch {epoch + 1}: rank {rank}'s "
-                                       f"{', '.join(differ)} differ from rank 0's")
+                raise DistributedError(f"the replicas differ {when}: rank {rank}'s {', '.join(differ)} differ "
+                                       "from rank 0's")
         return any(stop for _, stop in digests)
 
     def new_history(self):

@@ -41,6 +41,17 @@ class History:
         if grad_norms is not None:
             self._grad_norms.append(np.asarray(grad_norms, dtype=np.float64))
 
+    def get_state(self):
+        """Everything recorded so far, for a backup (BackupAndRestore)."""
+        return {name: value for name, value in vars(self).items() if name != "_grad_norms"} | \
+            {"_grad_norms": [norms.tolist() for norms in self._grad_norms]}
+
+    def set_state(self, state):
+        """Put back what get_state returned."""
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._grad_norms = [np.asarray(norms, dtype=np.float64) for norms in self._grad_norms]
+
     def epochs_of(self, key):
         """The epochs (from 1) at which `key` was recorded: every epoch, or the validated ones."""
         return list(self._epochs_of[key])
