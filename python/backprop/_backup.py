@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 import numpy as np
 
+from ._npz import read_npz
 from ._serialization import write_atomically
 
 FILE_NAME = "backup.npz"
@@ -70,24 +70,19 @@ def path_of(folder):
 def read(folder):
     """The state in folder/backup.npz, or None when there is none. ValueError for anything but a backup."""
     path = path_of(folder)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file, so not a backprop backup")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            header = json.loads(str(archive["header"][()]))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise ValueError("no backprop backup header")
-            if header.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"format version {header.get('format_version')!r}, this backprop reads "
-                                 f"{FORMAT_VERSION}")
-            arrays = {name: archive[name] for name in archive.files if name != "header"}
-    except (OSError, ValueError, KeyError, EOFError) as error:
+        arrays = read_npz(path)  # a regular file, every array's size checked before it is read
+        header = json.loads(str(arrays.pop("header")[()]))
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError("no backprop backup header")
+        if header.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format version {header.get('format_version')!r}, this backprop reads "
+                             f"{FORMAT_VERSION}")
+        return _join(header["state"], arrays)
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a valid backprop backup: {error}") from None
-    return _join(header["state"], arrays)
 
 
 def remove(folder):

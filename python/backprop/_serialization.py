@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import socket
@@ -28,6 +27,8 @@ import tempfile
 import zipfile
 
 import numpy as np
+
+from . import _npz
 
 FORMAT = "backprop.Network"
 FORMAT_VERSION = 1
@@ -163,66 +164,20 @@ def _reading(path):
         yield
     except _InvalidModelFile:
         raise
+    except _npz.ArchiveError as error:
+        raise _invalid(path, str(error)) from None
     except Exception as error:  # BadZipFile, zlib.error, EOFError, bad .npy headers, ...
         raise _invalid(path, f"it cannot be read as an .npz archive ({error})") from None
 
 
 def _members(path, archive):
-    """{array name: ZipInfo}: np.savez writes one NAME.npy member per array."""
-    members = {}
-    for info in archive.infolist():
-        if not info.filename.endswith(".npy"):
-            raise _invalid(path, f"it holds {info.filename!r}, which is not an .npy array")
-        name = info.filename[:-4]
-        if name in members:
-            raise _invalid(path, f"it holds two members named {info.filename!r}")
-        members[name] = info
-    return members
-
-
-def _open_member(path, archive, name, info):
-    """A stream of member `info`: stored or deflated (zipfile bounds what deflate
-    produces per read; it does not for bzip2 and lzma, which np.savez never writes)."""
-    if info.flag_bits & 0x1:
-        raise _invalid(path, f"array {name} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise _invalid(path, f"array {name} uses a compression method np.savez never writes")
-    return archive.open(info)
-
-
-def _npy_header(path, name, stream):
-    """(shape, fortran_order, dtype) from the .npy header at the start of `stream`."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(stream)
-    raise _invalid(path, f"array {name} is in .npy format version {version}, which is not supported")
+    with _reading(path):
+        return _npz.members(archive)
 
 
 def _checked_member(path, archive, name, info, accept):
-    """The array of member `info` (array `name`) once accept(shape, dtype) has passed (it raises to refuse)
-    and the zip entry holds exactly the bytes the .npy header declares; nothing is
-    decompressed before that."""
-    with _reading(path), _open_member(path, archive, name, info) as stream:
-        shape, fortran_order, dtype = _npy_header(path, name, stream)
-        accept(shape, dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if info.file_size != stream.tell() + nbytes:
-            raise _invalid(path, f"array {name} holds {info.file_size - stream.tell()} bytes of data, "
-                                 f"its shape {shape} needs {nbytes}")
-        data = stream.read(nbytes)  # zipfile checks the CRC on reaching the end
-        if len(data) != nbytes:
-            raise _invalid(path, f"array {name} is truncated")
-    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
-
-
-def _check_stored_size(path, name, info, file_size):
-    """A stored (uncompressed) member must lie within the file: a small file that
-    declares a large array is refused before the network is allocated."""
-    if info.compress_type == zipfile.ZIP_STORED and (
-            info.compress_size != info.file_size or info.header_offset + info.compress_size > file_size):
-        raise _invalid(path, f"array {name} is truncated")
+    with _reading(path):
+        return _npz.read_member(archive, name, info, accept)
 
 
 def _accept_header(path):
@@ -290,7 +245,7 @@ def load(path, network_class, backend=None):
     Raises ValueError as Network.load documents.
     """
     path = _as_path(path)
-    with open(path, "rb") as file:  # missing or unreadable paths raise OSError as usual
+    with _npz.open_regular(path) as file:  # missing or unreadable paths raise OSError as usual
         with _reading(path):
             archive = zipfile.ZipFile(file)
         with archive:
@@ -305,9 +260,10 @@ def _load(path, archive, file_size, network_class, backend):
     if set(members) != set(expected):
         raise _invalid(path, f"it holds arrays {sorted(members)}, expected {sorted(expected)}")
     for name, shape in expected.items():  # every declaration, before anything is allocated
-        _check_stored_size(path, name, members[name], file_size)
-        with _reading(path), _open_member(path, archive, name, members[name]) as stream:
-            found_shape, _, found_dtype = _npy_header(path, name, stream)
+        with _reading(path):
+            _npz.check_stored_size(name, members[name], file_size)
+            with _npz.open_member(archive, name, members[name]) as stream:
+                found_shape, _, found_dtype = _npz.npy_header(name, stream)
         _accept_parameter(path, name, shape, dtype)(found_shape, found_dtype)
 
     config = {key: header[key] for key in HEADER_KEYS if key != "rng_state"}

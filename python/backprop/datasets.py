@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
+import zlib
 from importlib import resources
 
 import numpy as np
 
-from ._npz import read_npz
+from ._npz import open_regular, read_npz
 from ._validation import holds_whole_numbers
 
 __all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_csv", "load_npz", "FASHION_MNIST_DIRS"]
@@ -58,27 +61,59 @@ def load_idx(path):
         When the magic number is wrong or the sizes do not match the file's length.
     """
     path = os.fspath(path)
-    with open(path, "rb") as file:
-        data = file.read()
-    if data[:2] == b"\x1f\x8b":
+    with open_regular(path) as file:
+        file_size = os.fstat(file.fileno()).st_size
+        compressed = file.read(2) == b"\x1f\x8b"
+        file.seek(0)
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as error:
+            return _read_idx(path, gzip.GzipFile(fileobj=file) if compressed else file, file, file_size,
+                             compressed)
+        except (OSError, EOFError, zlib.error) as error:
+            if not compressed:
+                raise
             raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    ndim = data[3]
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
+
+
+def _read_idx(path, stream, file, file_size, compressed):
+    """The array of an IDX stream; no more memory than its header declares, checked against the file
+    first (its length, or for gzip the uncompressed length mod 2**32 its trailer records)."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'})")
+    ndim = magic[3]
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header")
-    shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has {len(data)} "
-                         f"({'truncated' if len(data) < expected else 'trailing data'})")
-    array = np.frombuffer(data, dtype, offset=header_size).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
+    shape = tuple(int(n) for n in np.frombuffer(dims, ">u4"))
+    dtype = np.dtype(_IDX_TYPES[magic[2]])
+    header_size = 4 + 4 * ndim
+    nbytes = math.prod(shape) * dtype.itemsize
+    expected = header_size + nbytes
+    if compressed:
+        position = file.tell()
+        file.seek(-4, os.SEEK_END)
+        recorded = int.from_bytes(file.read(4), "little")  # gzip's ISIZE
+        file.seek(position)
+        if file_size < 18 or recorded != expected % 2**32:
+            why = ("truncated, or the gzip stream is damaged" if recorded < expected
+                   else "trailing data, or the gzip stream is damaged or truncated")
+            raise ValueError(f"{path}: sizes {shape} need {expected} bytes but its gzip trailer records {recorded} "
+                             f"uncompressed (mod 2**32): {why}")
+    elif file_size != expected:
+        raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has {file_size} "
+                         f"({'truncated' if file_size < expected else 'trailing data'})")
+    data = bytearray(nbytes)
+    view, filled = memoryview(data), 0
+    while filled < nbytes:
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has "
+                             f"{header_size + filled} (truncated)")
+        filled += got
+    if stream.read(1):
+        raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has more (trailing data)")
+    array = np.frombuffer(data, dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=not dtype.isnative)
 
 
 def _find(folder, stem):
@@ -148,8 +183,8 @@ def load_csv(path, label_column=-1, delimiter=","):
     y : ndarray (n_samples,): int64 for whole numbers, float64, or str
     """
     path = os.fspath(path)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as file:
+    with open_regular(path) as raw, (gzip.open(raw, "rt") if path.endswith(".gz")
+                                     else io.TextIOWrapper(raw)) as file:
         rows = [line.rstrip("\r\n").split(delimiter) for line in file if line.strip()]
     if not rows:
         raise ValueError(f"{path}: the file holds no rows")
@@ -194,7 +229,7 @@ def load_npz(path, require_labels=True):
     """
     path = os.fspath(path)
     try:
-        arrays = read_npz(path)
+        arrays = read_npz(path, names=("X", "y"))  # other members are never decompressed
     except ValueError as error:
         raise ValueError(f"{path}: cannot read features and labels from it ({error})") from None
     wanted = ("X", "y") if require_labels else ("X",)
