@@ -1,4 +1,4 @@
-"""backprop's benchmark suite (issues 3 and 7): backprop native against its NumPy backend, PyTorch and scikit-learn.
+"""backprop's benchmark suite: backprop native against its NumPy backend, PyTorch and scikit-learn.
 
     python -m benchmarks [--quick] [--threads N] [--repeats R] [--data DIR] [--out FILE.json]
 

@@ -1,4 +1,4 @@
-"""W9: W1 and W2 while busy-looping processes hold cores (issue 7).
+"""W9: W1 and W2 while busy-looping processes hold cores.
 
 Real machines are rarely quiet. The suite starts 1, then 2 helper processes
 that spin (``python -c "while True: pass"``) for as long as one load level

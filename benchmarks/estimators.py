@@ -1,4 +1,4 @@
-"""E1–E4: ``backprop.sklearn.MLPClassifier.fit`` against scikit-learn's, end to end (issue 10).
+"""E1–E4: ``backprop.sklearn.MLPClassifier.fit`` against scikit-learn's, end to end.
 
     E1, E2  Fashion-MNIST (784 features, float32 as loaded; synthetic stand-in of
             the same shape when missing), solver 'sgd' / 'adam'
@@ -136,7 +136,7 @@ def goal_rows(figures):
     for key, row in figures["rows"].items():
         figure = row["speedup"]
         rows.append({"id": key, "workload": key, "bound": row["goal"], "measured": figure,
-                     "what": f"issue 10: sklearn / backprop fit, {row['data_key']}, {row['solver']}",
+                     "what": f"sklearn / backprop fit, {row['data_key']}, {row['solver']}",
                      "goal": f"≥ {row['goal']:g}", "status": "PASS" if figure >= row["goal"] else "MISS",
                      "note": "" if row["epochs"] == EPOCHS else f"{row['epochs']} epoch(s) only"})
     return rows

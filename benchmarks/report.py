@@ -101,7 +101,7 @@ def header_lines(results):
     blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in machine["blas"]) or "unknown BLAS"
     core = (f"core isa {build.get('isa')} ({build.get('compiler')}, OpenMP {build.get('openmp')}, "
             f"Eigen {build.get('eigen')})" if build.get("core") else f"no core: {build.get('error')}")
-    label = {"full": "full run", "quick": "QUICK run (reduced sizes, not the issue's figures)",
+    label = {"full": "full run", "quick": "QUICK run (reduced sizes, not the goals' sizes)",
              "smoke": "SMOKE run (tiny sizes, for tests only)"}[settings["mode"]]
     lines = [
         f"backprop benchmark suite: {label}",
@@ -257,7 +257,7 @@ def contention_lines(w9):
 
 
 def memory_lines(memory):
-    """Peak RSS per peer, and native's increase against the issue's bound."""
+    """Peak RSS per peer, and native's increase against the memory bound."""
     workload = memory["workload"]
     lines = [f"Memory: one W1 epoch ({workload['n_samples']:,} samples, batch {workload['batch_size']}) per "
              "peer in a fresh process; MiB",
@@ -282,7 +282,7 @@ def memory_lines(memory):
 
 
 def goal_lines(goal_rows):
-    """The goals table: measured figure next to the issue's goal, PASS/MISS."""
+    """The goals table: measured figure next to its goal, PASS/MISS."""
     lines = ["Goals", f"  {'id':<7}{'figure':<58}{'measured':>9}  {'goal':<9}status"]
     for row in goal_rows:
         measured = f"{row['measured']:9.3f}" if row["measured"] is not None else f"{'-':>9}"

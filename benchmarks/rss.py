@@ -148,7 +148,7 @@ def _child(peer, arrays_path, workload_fields, threads):
 
 
 def native_bound(workload, n_samples, data_bytes, param_bytes):
-    """The issue's memory bound for a native fit beyond the input data, in bytes.
+    """The memory bound for a native fit beyond the input data, in bytes.
 
     4 × the parameters (weights, gradient, two optimizer moments), one int64
     index permutation of the samples, and "a few" batch-sized buffers, taken

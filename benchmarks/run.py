@@ -1,4 +1,4 @@
-"""backprop's benchmark suite: every workload of issues 3 and 7 on every installed peer.
+"""backprop's benchmark suite: every workload on every installed peer.
 
     python -m benchmarks                 # the full suite (about 3½ minutes on 2 cores)
     python -m benchmarks --quick         # a tenth of the samples, 1 repetition (under a minute)
@@ -36,7 +36,7 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 
 
 def default_threads():
-    """2, or fewer when fewer CPUs are usable: the issue's setting."""
+    """2, or fewer when fewer CPUs are usable: the goals' setting."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -1,8 +1,8 @@
-"""The workloads W1–W9 of issues 3 and 7, their sizes per mode, and the goals to reach.
+"""The workloads W1–W9, their sizes per mode, and the goals to reach.
 
 A training workload is one epoch of mini-batch training of a dense network
 with softmax cross-entropy. The modes scale the number of samples only:
-``full`` is the issue's definition, ``quick`` a tenth of it (under a minute
+``full`` is the goals' definition, ``quick`` a tenth of it (under a minute
 on 2 cores), ``smoke`` a few hundred rows (for the test suite).
 """
 

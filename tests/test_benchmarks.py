@@ -17,8 +17,9 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(REPO_ROOT, "benchmarks", "run.py")),
-                                reason="needs the repository's benchmarks/ folder")
+pytestmark = [pytest.mark.slow,  # heavy: runs the benchmark suite
+              pytest.mark.skipif(not os.path.isfile(os.path.join(REPO_ROOT, "benchmarks", "run.py")),
+                                              reason="needs the repository's benchmarks/ folder")]
 
 
 def _installed(module):
@@ -114,7 +115,7 @@ def test_data_folder_that_cannot_be_read_is_an_error(folder, tmp_path):
 
 
 def test_json_holds_the_estimator_rows(smoke_run):
-    """E1–E4 (issue 10): both libraries' MLPClassifier fitted on the same data; the same final loss."""
+    """E1–E4: both libraries' MLPClassifier fitted on the same data; the same final loss."""
     results, stdout, _ = smoke_run
     if not _installed("sklearn"):
         assert "E" not in results["workloads"]

@@ -22,9 +22,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBJECT = "cpp/CMakeFiles/_core_baseline.dir/instances_float.cpp.o"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("cmake") and shutil.which("ninja") and os.path.isfile(os.path.join(REPO, "CMakeLists.txt"))),
-    reason="needs CMake, Ninja and the source tree")
+pytestmark = [pytest.mark.slow,  # heavy: builds the core twice
+              pytest.mark.skipif(
+                  not (shutil.which("cmake") and shutil.which("ninja") and os.path.isfile(os.path.join(REPO, "CMakeLists.txt"))),
+                  reason="needs CMake, Ninja and the source tree")]
 
 
 def configure(build, pybind11_root):

@@ -93,6 +93,7 @@ def test_launched_by_mpi_reads_the_environment(monkeypatch):
 
 # -- equivalence and identical replicas ---------------------------------------------
 @needs_mpi4py
+@pytest.mark.slow
 @pytest.mark.parametrize("n_ranks", [2, 3])
 def test_p_processes_train_to_the_weights_of_one(n_ranks, tmp_path):
     ranks = run_worker(n_ranks, "equivalence", tmp_path)
@@ -125,6 +126,7 @@ def test_p_processes_train_to_the_weights_of_one(n_ranks, tmp_path):
 
 # -- failures ---------------------------------------------------------------------
 @needs_mpi4py
+@pytest.mark.slow
 def test_a_failure_on_one_rank_stops_every_rank_with_a_clear_error(tmp_path):
     ranks = run_worker(3, "failures", tmp_path)
 
@@ -184,6 +186,7 @@ def test_a_failure_on_one_rank_stops_every_rank_with_a_clear_error(tmp_path):
 
 # -- callbacks, class weights, validation split -------------------------------------
 @needs_mpi4py
+@pytest.mark.slow
 def test_callbacks_class_weight_and_validation_split_act_as_in_one_process(tmp_path):
     ranks = run_worker(2, "callbacks", tmp_path)
     for name in ("early-stopping", "plateau-validation-split-class-weight", "class-weight-sharded",
@@ -222,6 +225,7 @@ def test_callbacks_class_weight_and_validation_split_act_as_in_one_process(tmp_p
 
 # -- command line -----------------------------------------------------------------
 @needs_mpi4py
+@pytest.mark.slow
 def test_cli_under_mpiexec_trains_data_parallel_and_only_rank_0_reports(tmp_path, capsys):
     args = ["train", "--epochs", "2", "--layers", "16", "--dtype", "float64", "--progress", "off"]
     code, stdout, stderr = mpiexec(2, sys.executable, "-m", "backprop", *args, "--save", str(tmp_path / "mpi.npz"))

@@ -1,6 +1,6 @@
 """Each optimizer's update recomputed independently, in the textbook form.
 
-DESIGN.md states SGD momentum as v ← μv − ηg, w ← w + v (Nesterov:
+The math page (docs/guide/math.md) states SGD momentum as v ← μv − ηg, w ← w + v (Nesterov:
 w ← w + μv − ηg) and Adam with bias-corrected m̂, v̂; the core uses
 PyTorch's algebraically equal form, so float64 agrees to rounding.
 Full-batch steps make each step's gradient known from net.gradients.

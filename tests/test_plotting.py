@@ -147,11 +147,11 @@ def test_gradient_norm_example_writes_to_the_working_directory(matplotlib, tmp_p
     assert tracked.read_bytes() == before
 
 
-def test_readme_pictures_exist():
-    readme = (REPO / "README.md").read_text()
-    for name in ("docs/gradient_norms.png", "docs/learning_curves.png"):
-        assert (REPO / name).is_file()
-        assert name in readme
+def test_documentation_pictures_exist():
+    page = (REPO / "docs" / "getting-started.md").read_text()
+    for name in ("gradient_norms.png", "learning_curves.png"):
+        assert (REPO / "docs" / name).is_file()
+        assert f"]({name})" in page
 
 
 def test_validation_every_other_epoch_is_drawn_at_its_epochs(matplotlib):

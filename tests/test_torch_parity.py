@@ -1,6 +1,6 @@
 """Parity with PyTorch: forward, losses, gradients, optimizers, initialisation.
 
-DESIGN.md promises that backprop computes what an equivalent PyTorch model
+The documentation promises that backprop computes what an equivalent PyTorch model
 computes: ``W`` has ``torch.nn.Linear.weight``'s layout, the losses are the
 ones below, and SGD / Adam follow ``torch.optim.SGD`` / ``torch.optim.Adam``.
 Every test builds the torch twin of a backprop network (same weights, same
@@ -69,7 +69,7 @@ def one_torch_thread():
 
 TORCH_ACTIVATION = {
     "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),  # backprop's slope, DESIGN.md §1
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),  # backprop's slope (docs/guide/math.md)
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
@@ -302,7 +302,7 @@ def test_online_sgd_matches_torch_batch_of_one(backend, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_online_sgd_is_the_classic_delta_rule(backend, dtype):
     # One sigmoid layer, mse: for each sample in turn, Δ_k = (y_k − a_k)·a_k(1 − a_k)
-    # and w_kj ← w_kj + α·x_j·Δ_k, b_k ← b_k + α·Δ_k (DESIGN.md, Updates), in float64.
+    # and w_kj ← w_kj + α·x_j·Δ_k, b_k ← b_k + α·Δ_k (docs/guide/math.md, Updates), in float64.
     alpha = 0.3
     net = bp.Network([3, 2], output="sigmoid", loss="mse", dtype=dtype, backend=backend, seed=6)
     X, y = make_data("mse", 10, 3, 2, seed=6)
@@ -368,7 +368,7 @@ def test_same_seed_same_weights_in_every_backend_and_dtype(init):
             # float32 weights are the float64 draw cast, bit for bit.
             np.testing.assert_array_equal(layer.W, ref.W.astype(dtype))
             np.testing.assert_array_equal(layer.b, 0)
-    # Drawn from numpy.random.default_rng(seed), layer by layer (DESIGN.md §1).
+    # Drawn from numpy.random.default_rng(seed), layer by layer (docs/guide/math.md).
     rng = np.random.default_rng(0)
     for layer in reference.layers:
         n_out, n_in = layer.W.shape

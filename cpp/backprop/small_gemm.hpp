@@ -2,7 +2,7 @@
 //
 // Eigen's general product packs both operands into cache-sized panels and
 // picks its blocking at run time: a few microseconds per call, which is all
-// of the cost when a layer is 64 × 32 and the batch is 16 (issue 7). This
+// of the cost when a layer is 64 × 32 and the batch is 16 (W3). This
 // kernel does no packing and no allocation: C's columns are computed in
 // blocks of up to 4, rows in SIMD packets (Eigen's packet type for the
 // build's instruction set, then its half and quarter packets, then

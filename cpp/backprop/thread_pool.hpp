@@ -5,7 +5,7 @@
 // Why not OpenMP teams: libgomp's barriers spin. On a machine where other
 // processes hold the cores, a member that spins while its partner is
 // descheduled burns the time the partner needs, and a 2-thread epoch took
-// 4-25 × as long as a 1-thread one (issue 7). Here
+// 4-25 × as long as a 1-thread one (W9). Here
 //   * the calling thread (the leader) publishes a phase and works on it too;
 //     parts nobody has started when it is free it runs itself, so a
 //     descheduled worker never stalls a phase it has not joined;

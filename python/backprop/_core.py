@@ -50,10 +50,12 @@ def _load():
 
 _module = _load()
 Model = _module.Model
+Dataset = _module.Dataset
 OptimizerConfig = _module.OptimizerConfig
 OptimizerKind = _module.OptimizerKind
 build_info = _module.build_info
 set_num_threads = _module.set_num_threads
 get_num_threads = _module.get_num_threads
+supported_levels = _module.supported_levels
 _set_sharing = _module._set_sharing
 __file__ = _module.__file__

@@ -46,6 +46,8 @@ class OptimizerConfig:
     beta1: float
     beta2: float
     eps: float
+    decay_per_batch_weight: bool  # scikit-learn's convention: decay divided by the batch's weight
+    eps_before_bias_correction: bool  # scikit-learn's Adam: eps added before the bias correction
     def __init__(self) -> None: ...
 
 class _EpochResult(TypedDict):
@@ -145,6 +147,9 @@ class _BuildInfo(TypedDict):
 
 def build_info() -> _BuildInfo:
     """Level, compiler, OpenMP, Eigen version and SIMD of this build."""
+
+def supported_levels() -> list[str]:
+    """Instruction-set levels this CPU can run, best last."""
 
 def set_num_threads(n: int) -> None:
     """Use at most n threads (n >= 1), capped by OpenMP's limit."""

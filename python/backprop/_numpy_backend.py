@@ -2,7 +2,7 @@
 
 It never calls ``backprop._core``: parity tests compare the two, and it is the
 fallback when the extension cannot be imported. Samples are rows here
-(Z = A_prev·Wᵀ + b), the transpose of the core's convention; see DESIGN.md.
+(Z = A_prev·Wᵀ + b), the transpose of the core's convention; see the documentation's math page (docs/guide/math.md).
 """
 
 from __future__ import annotations

@@ -648,12 +648,9 @@ class BackupAndRestore(Callback):
     delete_checkpoint : bool
         Remove the backup when the fit ends normally (not on an exception).
 
-    Raises (from fit, before anything changes)
-    ------------------------------------------
-    ValueError
-        When the backup is of another architecture, dtype, optimizer kind,
-        data shape or list of callbacks that keep state, or is not a valid
-        backup.
+    A backup of another architecture, dtype, optimizer kind, data shape or
+    list of callbacks that keep state, or a file that is no valid backup, is
+    refused by fit with ValueError before anything changes.
 
     Under ``backprop.distributed.fit`` rank 0 writes the backup and every
     rank reads it (the folder must be the same file system for all ranks);

@@ -17,8 +17,8 @@ global batch of B rows (in the batch's order); a rank whose share is empty
 (B < p) contributes zeros. Checked: same number of rows and the same
 fingerprint (all targets and weights, and up to 256 evenly spaced rows of X).
 
-``sharded=True``: rank r passes its own n_r rows (e.g. from ``np.load(...,
-mmap_mode="r")``). The data set is their concatenation in rank order, X_0,
+``sharded=True``: rank r passes its own n_r rows (e.g. a memory map from
+``np.load(path, mmap_mode="r")``). The data set is their concatenation in rank order, X_0,
 X_1, …, X_{p−1} (N = Σ n_r rows, rank r's rows at offsets o_r = Σ_{s<r} n_s);
 each epoch's order is a permutation of 0 … N−1 and rank r computes the rows
 of each global batch that fall in its shard. Shares are uneven, the sum is

@@ -129,7 +129,7 @@ def _isatty(stream):
 
 def _tqdm_class():
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped]
+        from tqdm import tqdm
     except ImportError:
         return None
     return tqdm

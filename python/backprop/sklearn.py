@@ -589,8 +589,8 @@ _COMMON_PARAMETERS = """
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation of the hidden layers ('logistic' is backprop's 'sigmoid').
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        'lbfgs' minimises the full-batch loss with ``scipy.optimize.minimize(
-        method="L-BFGS-B")`` on loss and gradients from the core; 'sgd' and
+        'lbfgs' minimises the full-batch loss with SciPy's L-BFGS-B
+        (``scipy.optimize.minimize``) on loss and gradients from the core; 'sgd' and
         'adam' train on mini-batches.
     alpha : float >= 0, default=0.0001
         L2 penalty: alpha / (2·Σw) · Σ‖W‖² over the weights (not the
