@@ -32,12 +32,13 @@ def _config(optimizer):
     """The core's OptimizerConfig for `optimizer`: its hyper-parameters under the same names."""
     config = _core.OptimizerConfig()
     settings = optimizer.get_config()
-    sklearn = settings.pop("convention") == "sklearn"
+    sklearn = settings.pop("convention", "pytorch") == "sklearn"
     config.kind = getattr(_core.OptimizerKind, optimizer.kind)
     for name, value in settings.items():
-        setattr(config, name, value)
+        setattr(config, name, 0.0 if value is None else value)  # clip_norm, clip_value: 0 is off
     config.decay_per_batch_weight = sklearn
     config.eps_before_bias_correction = sklearn
+    config.decoupled_weight_decay = optimizer.decoupled_weight_decay
     return config
 
 
