@@ -147,7 +147,7 @@ class Goal:
 
 
 def goals():
-    """The issues' goals, W1–W9 and memory, in the order the table prints them."""
+    """The goals of W1–W9 and memory, in the order the table prints them."""
     table = [
         Goal("W1", "W1", "ratio", "torch", 0.45, "native / PyTorch"),
         Goal("W1", "W1", "ratio", "numpy", 0.55, "native / numpy backend"),

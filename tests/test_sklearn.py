@@ -167,7 +167,7 @@ def test_epochs_from_hand_set_weights_match_sklearn(task, settings):
 
 def _sklearn_early_stopping_takes_string_labels():
     # scikit-learn 1.6-1.8 (1.7 is the newest on Python 3.10) call np.isnan on the predicted labels
-    # when scoring for early stopping, a TypeError for string labels (scikit-learn issue 33760).
+    # when scoring for early stopping, a TypeError for string labels (a bug of those versions).
     X = np.arange(20.0).reshape(10, 2)
     try:
         sk_nn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, early_stopping=True, validation_fraction=0.3,
@@ -183,7 +183,7 @@ def test_same_random_state_same_training_as_sklearn(task):
     """Initial weights, shuffling and the early-stopping split come from the same random draws."""
     if task == "multiclass" and not _sklearn_early_stopping_takes_string_labels():
         pytest.skip(f"scikit-learn {sklearn.__version__} itself fails on early stopping with string labels "
-                    "(its issue 33760): nothing to compare with")
+                    "(a bug of that version): nothing to compare with")
     ours_class, their_class = _classes(task)
     X, y = _data(task, n=120)
     params = dict(hidden_layer_sizes=(10,), solver="adam", learning_rate_init=0.01, max_iter=15,
