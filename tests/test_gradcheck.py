@@ -12,10 +12,10 @@ import pytest
 import backprop as bp
 from conftest import make_data
 
-HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "silu", "elu"]
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
 # (output activation, loss): all pairings the API allows.
 PAIRINGS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"),
-            ("leaky_relu", "mse"), ("gelu", "mse"), ("silu", "mse"), ("elu", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
+            ("leaky_relu", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
             ("exp", "poisson")]
 CASES = ([(output, loss, None, 0) for output, loss in PAIRINGS]
          + [(output, loss, hidden, depth) for output, loss in PAIRINGS for hidden in HIDDEN for depth in (1, 3)])

@@ -21,9 +21,6 @@ NETWORKS = [  # (sizes, hidden activation, output, loss)
     ([6, 9, 4, 2], "leaky_relu", "tanh", "mse"),
     ([6, 3], "relu", "softmax", "cross_entropy"),
     ([6, 8, 2], "tanh", "exp", "poisson"),
-    ([6, 8, 7, 3], "gelu", "softmax", "cross_entropy"),
-    ([6, 8, 2], "silu", "elu", "mse"),
-    ([6, 9, 3], "elu", "gelu", "mse"),
 ]
 DTYPES = ["float64", "float32"]
 

@@ -121,9 +121,7 @@ def test_from_torch_half_precision_weights(torch, nn):
      "follows another activation"),
     (lambda nn: nn.Sequential(), "no Linear layer"),
     (lambda nn: nn.Sequential(nn.Identity()), "no Linear layer"),
-    (lambda nn: nn.Sequential(nn.Sequential(nn.Linear(5, 4), nn.Hardswish())), r"Hardswish \(module 0.1\)"),
-    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.GELU(approximate="tanh")), "exact one"),
-    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.ELU(alpha=0.5)), "alpha 1 only"),
+    (lambda nn: nn.Sequential(nn.Sequential(nn.Linear(5, 4), nn.GELU())), r"GELU \(module 0.1\)"),
 ])
 def test_from_torch_names_unsupported_modules(torch, nn, build, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -172,23 +170,6 @@ def test_round_trip_gives_the_same_predictions(torch, backend, loss, dtype):
     for a, b in zip(net.layers, back.layers):
         np.testing.assert_array_equal(a.W, b.W)
         np.testing.assert_array_equal(a.b, b.b)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_gelu_silu_elu_go_both_ways(torch, nn, backend, dtype):
-    seeded(torch)
-    module = nn.Sequential(nn.Linear(5, 8), nn.GELU(), nn.Linear(8, 7), nn.SiLU(), nn.Linear(7, 6), nn.ELU(),
-                           nn.Linear(6, 3)).to(getattr(torch, dtype))
-    net = bp.Network.from_torch(module, backend=backend)
-    assert net.activations == ("gelu", "silu", "elu", "identity")
-    X = X5.astype(dtype)
-    rtol = 1e-12 if dtype == "float64" else 1e-5
-    np.testing.assert_allclose(net.forward(X), torch_out(module, X, torch), rtol=rtol, atol=rtol)
-    back = net.to_torch()
-    assert [type(m).__name__ for m in back] == ["Linear", "GELU", "Linear", "SiLU", "Linear", "ELU", "Linear"]
-    assert back[1].approximate == "none" and back[5].alpha == 1.0
-    assert list(net.state_dict()) == list(back.state_dict())
-    np.testing.assert_allclose(torch_out(back, X, torch), net.forward(X), rtol=rtol, atol=rtol)
 
 
 def test_to_torch_layout_and_logits(torch, nn):

@@ -1,19 +1,13 @@
 // Activation functions σ and their derivatives σ'.
 //
-// Derivatives are taken from the stored activation A = σ(Z) where the math
-// allows, so the forward pass can overwrite Z with A:
+// Derivatives are taken from the stored activation A = σ(Z), never from Z, so
+// the forward pass can overwrite Z with A:
 //   sigmoid' = A(1 − A), tanh' = 1 − A², relu' = [A > 0] (0 at 0),
-//   leaky_relu' = 1 if A > 0 else 0.01 (A > 0 exactly when Z > 0), identity' = 1,
-//   elu' = 1 if A > 0 else A + 1 (= eᶻ; α = 1).
-// gelu and silu are not invertible, so their derivatives read Z, which the
-// training forward pass keeps for them (needs_input):
-//   gelu(z) = z Φ(z) (exact, erf form), gelu' = Φ(z) + z φ(z);
-//   silu(z) = z σ(z), silu' = σ(z)(1 + z(1 − σ(z))).
+//   leaky_relu' = 1 if A > 0 else 0.01 (A > 0 exactly when Z > 0), identity' = 1.
 // softmax and exp are output activations only, each differentiated together
 // with its loss (softmax with cross_entropy, exp with poisson; see losses.hpp).
 #pragma once
 
-#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -22,13 +16,10 @@
 
 namespace backprop {
 
-enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax, exp, gelu, silu, elu };
+enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax, exp };
 
 // True for the activations only an output layer may have.
 inline bool output_only(Activation act) { return act == Activation::softmax || act == Activation::exp; }
-
-// True for the activations whose derivative needs Z, not A = σ(Z).
-inline bool needs_input(Activation act) { return act == Activation::gelu || act == Activation::silu; }
 
 constexpr double kLeakyReluSlope = 0.01;
 
@@ -40,23 +31,10 @@ inline Activation activation_from_name(const std::string& name) {
   if (name == "leaky_relu") return Activation::leaky_relu;
   if (name == "softmax") return Activation::softmax;
   if (name == "exp") return Activation::exp;
-  if (name == "gelu") return Activation::gelu;
-  if (name == "silu") return Activation::silu;
-  if (name == "elu") return Activation::elu;
   throw std::invalid_argument("unknown activation '" + name + "'");
 }
 
 namespace detail {
-
-constexpr double kSqrtHalf = 0.70710678118654752440;       // 1/√2
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;     // 1/√(2π)
-
-// gelu and silu of one value (no vectorised erf in Eigen's core).
-template <class T>
-T activate_one(Activation act, T z) {
-  if (act == Activation::gelu) return T(0.5) * z * (T(1) + std::erf(z * T(kSqrtHalf)));
-  return z / (T(1) + std::exp(-z));  // silu = z σ(z)
-}
 
 // x ← σ(x) elementwise, for a contiguous run of values (softmax excluded).
 template <class X>
@@ -80,13 +58,6 @@ void activate_in_place(Activation act, X&& x) {
       break;
     case Activation::exp:
       x = x.exp();
-      break;
-    case Activation::elu:
-      x = (x > T(0)).select(x, x.expm1());
-      break;
-    case Activation::gelu:
-    case Activation::silu:
-      for (Index i = 0; i < x.size(); ++i) x(i) = activate_one(act, x(i));
       break;
   }
 }
@@ -118,34 +89,13 @@ void add_bias_and_activate(Activation act, ZType&& Z, const BiasType& b) {
   }
 }
 
-// D ← D ⊙ σ'(Z), with σ' computed from A = σ(Z), or from Z itself for the
-// activations that need it (Z: the same shape, ignored by the others).
-template <class AType, class ZType, class DType>
-void multiply_by_derivative(Activation act, const AType& A, const ZType& Z, DType&& D) {
+// D ← D ⊙ σ'(Z), with σ' computed from A = σ(Z). A, D: n × B (or blocks).
+template <class AType, class DType>
+void multiply_by_derivative(Activation act, const AType& A, DType&& D) {
   using T = typename std::decay_t<DType>::Scalar;
   auto a = A.array();
   auto d = D.array();
   switch (act) {
-    case Activation::elu:
-      d = (a > T(0)).select(d, d * (a + T(1)));
-      break;
-    case Activation::gelu:
-    case Activation::silu: {
-      for (Index j = 0; j < D.cols(); ++j)
-        for (Index i = 0; i < D.rows(); ++i) {
-          const T z = Z(i, j);
-          T slope;
-          if (act == Activation::gelu) {
-            const T cdf = T(0.5) * (T(1) + std::erf(z * T(detail::kSqrtHalf)));
-            slope = cdf + z * T(detail::kInvSqrt2Pi) * std::exp(T(-0.5) * z * z);
-          } else {
-            const T s = T(1) / (T(1) + std::exp(-z));
-            slope = s * (T(1) + z * (T(1) - s));
-          }
-          D(i, j) *= slope;
-        }
-      break;
-    }
     case Activation::identity:
       break;
     case Activation::sigmoid:

@@ -58,7 +58,7 @@ struct LossStats {
 // the delta of the weighted mean loss R = Σ_j w_j L_j / Σ_j w_j (1/B unweighted).
 template <class T>
 LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
-                      const BatchTargets<T>& y, MatrixMap<T>* delta, T scale, const MatrixMap<T>* z = nullptr) {
+                      const BatchTargets<T>& y, MatrixMap<T>* delta, T scale) {
   LossStats stats;
   const Index n_out = out.rows(), B = out.cols();
   auto weight = [&](Index j) { return y.weights ? y.weights[j] : 1.0; };
@@ -69,7 +69,7 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
         stats.loss_sum += weight(j) * (0.5 * double((out.col(j) - Y.col(j)).squaredNorm()));
       if (delta) {
         delta->noalias() = (out - Y) * scale;
-        multiply_by_derivative(out_act, out, z ? *z : out, *delta);  // z: Z^(L), for gelu and silu
+        multiply_by_derivative(out_act, out, *delta);
       }
       break;
     }

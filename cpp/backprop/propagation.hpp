@@ -21,11 +21,8 @@ template <class T>
 class Workspace {
  public:
   Workspace(const Architecture& arch, Index capacity) : arch_(arch), capacity_(capacity) {
-    for (Index l = 0; l <= arch.n_layers(); ++l) {
+    for (Index l = 0; l <= arch.n_layers(); ++l)
       activations_.emplace_back(static_cast<std::size_t>(size(l) * capacity));
-      const bool keep_input = l > 0 && needs_input(arch.activation(l - 1));
-      inputs_.emplace_back(static_cast<std::size_t>(keep_input ? size(l) * capacity : 0));
-    }
     for (auto& d : deltas_) d.resize(static_cast<std::size_t>(arch.max_width() * capacity));
     zeros_.assign(static_cast<std::size_t>(arch.max_width()), T(0));
     // Room for dense_forward's copy of W in every layer small_forward can
@@ -42,12 +39,6 @@ class Workspace {
   // A^(l) for a batch of B samples: size(l) × B; A^(0) is the input.
   T* activation_data(Index l) { return activations_[l].data(); }
   MatrixMap<T> activation(Index l, Index B) { return MatrixMap<T>(activations_[l].data(), size(l), B); }
-  // Z^(l), the input of σ_l, for the layers whose σ' needs it (needs_input);
-  // A^(l) for the others, whose σ' reads the activation.
-  MatrixMap<T> derivative_input(Index l, Index B) {
-    return inputs_[l].empty() ? activation(l, B) : MatrixMap<T>(inputs_[l].data(), size(l), B);
-  }
-  bool keeps_input(Index l) const { return !inputs_[l].empty(); }
   // δ^(l) lives in buffer l % 2, so δ^(l) and δ^(l-1) never share one.
   MatrixMap<T> delta(Index l, Index B) { return MatrixMap<T>(deltas_[l % 2].data(), size(l), B); }
   // As many zeros as the widest layer: a bias for bias-free activation passes.
@@ -60,7 +51,6 @@ class Workspace {
   const Architecture& arch_;
   Index capacity_;
   std::vector<Buffer<T>> activations_;
-  std::vector<Buffer<T>> inputs_;
   Buffer<T> deltas_[2];
   Buffer<T> zeros_;
   Buffer<T> transposed_;
@@ -80,16 +70,9 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
     const ConstMatrixMap<T> prev = l == 0 ? input : ConstMatrixMap<T>(ws.activation_data(l), arch.n_in(l), B);
     const Index n = arch.n_out(l);
     const bool softmax = act == Activation::softmax;  // whole columns: products by rows, then softmax by columns
-    const bool keep_input = ws.keeps_input(l + 1) && act != Activation::identity;  // Z^(l+1) for σ' (gelu, silu)
     team.parallel([&](const Part& part) {
-      const Index r0 = part.begin(n), rows = part.count(n);
-      dense_forward(arch.W(params, l), arch.b(params, l), softmax || keep_input ? Activation::identity : act, prev,
-                    out, r0, rows, ws.transposed_weights());
-      if (keep_input && rows > 0) {
-        auto block = out.middleRows(r0, rows);
-        ws.derivative_input(l + 1, B).middleRows(r0, rows) = block;
-        for (Index j = 0; j < B; ++j) detail::activate_in_place(act, block.col(j).array());
-      }
+      dense_forward(arch.W(params, l), arch.b(params, l), softmax ? Activation::identity : act, prev, out,
+                    part.begin(n), part.count(n), ws.transposed_weights());
     });
     if (softmax) {
       const ConstVectorMap<T> zero_bias(ws.zeros(), n);
@@ -150,7 +133,7 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
         // δ^(l) = (W^(l+1)ᵀ δ^(l+1)) ⊙ σ'(z^(l)), σ' read from the stored a^(l)
         dense_input_gradient(arch.W(params, l), D, D_prev, r0, rows);
         multiply_by_derivative(arch.activation(l - 1), ws.activation(l, B).middleRows(r0, rows),
-                               ws.derivative_input(l, B).middleRows(r0, rows), D_prev.middleRows(r0, rows));
+                               D_prev.middleRows(r0, rows));
       }
     });
   }

@@ -172,8 +172,7 @@ bool gradient(const Architecture& arch, const T* params, const DataSource<T>& X,
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      const MatrixMap<T> z_out = ws.derivative_input(L, B);
-      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale, &z_out);
+      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
       sums.loss_sum += stats.loss_sum;
       sums.n_correct += stats.n_correct;
       backward_pass(arch, params, input, ws, grads, first > 0, team);
@@ -255,8 +254,7 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
       forward_pass(arch, params, input, ws, true, team);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      const MatrixMap<T> z_out = ws.derivative_input(L, B);
-      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale, &z_out);
+      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
       backward_pass(arch, params, input, ws, grads, false, team);

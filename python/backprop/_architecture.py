@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._validation import check_choice
 
-HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "silu", "elu")
+HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 #: softmax and exp are output activations only, each fused with its loss
 OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
 LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson")

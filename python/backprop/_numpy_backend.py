@@ -7,8 +7,6 @@ fallback when the extension cannot be imported. Samples are rows here
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._architecture import LEAKY_RELU_SLOPE
@@ -25,28 +23,6 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])  # NumPy has no erf; exact to double rounding
-
-
-def _normal_cdf(z):
-    """Φ(z) = ½(1 + erf(z/√2)), in z's dtype."""
-    return (0.5 * (1.0 + _erf(z.astype(np.float64) * np.sqrt(0.5)))).astype(z.dtype)
-
-
-def _gelu(z):
-    return z * _normal_cdf(z)  # exact GELU, as torch.nn.GELU()
-
-
-def _gelu_slope(z):
-    density = np.exp(-0.5 * z.astype(np.float64) ** 2) / np.sqrt(2 * np.pi)
-    return _normal_cdf(z) + z * density.astype(z.dtype)  # Φ(z) + z φ(z)
-
-
-def _silu_slope(z):
-    s = _sigmoid(z)
-    return s * (1 + z * (1 - s))
-
-
 ACTIVATIONS = {
     "identity": lambda z: z,
     "sigmoid": _sigmoid,
@@ -55,22 +31,15 @@ ACTIVATIONS = {
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_RELU_SLOPE * z),
     "softmax": _softmax,
     "exp": np.exp,  # output only, with poisson; overflow to inf is reported like the core's
-    "gelu": _gelu,
-    "silu": lambda z: z * _sigmoid(z),
-    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),  # α = 1
 }
 
-# σ'(z) from a = σ(z) where the math allows (the forward pass keeps activations), from z for the
-# activations that are not invertible (gelu, silu): derivative(a, z).
+# σ'(z) expressed through a = σ(z): the forward pass keeps only activations.
 DERIVATIVES = {
-    "identity": lambda a, z: 1,
-    "sigmoid": lambda a, z: a * (1 - a),
-    "tanh": lambda a, z: 1 - a * a,
-    "relu": lambda a, z: (a > 0).astype(a.dtype),
-    "leaky_relu": lambda a, z: np.where(a > 0, 1, LEAKY_RELU_SLOPE).astype(a.dtype),
-    "elu": lambda a, z: np.where(a > 0, 1, a + 1).astype(a.dtype),  # eᶻ = a + 1 for z ≤ 0
-    "gelu": lambda a, z: _gelu_slope(z),
-    "silu": lambda a, z: _silu_slope(z),
+    "identity": lambda a: 1,
+    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: 1 - a * a,
+    "relu": lambda a: (a > 0).astype(a.dtype),
+    "leaky_relu": lambda a: np.where(a > 0, 1, LEAKY_RELU_SLOPE).astype(a.dtype),
 }
 
 
@@ -92,8 +61,8 @@ class NumpyBackend:
         self.dtype = np.dtype(dtype)
 
     # -- passes -----------------------------------------------------------
-    def _forward_all(self, params, X, logits_out, inputs=None):
-        """Activations of every layer, [X, A1, ..., A_L]; `inputs`, when a list, receives [None, Z1, ..., Z_L].
+    def _forward_all(self, params, X, logits_out):
+        """Activations of every layer, [X, A1, ..., A_L].
 
         With `logits_out` the last is Z_L for the losses that read logits
         (all but mse).
@@ -101,13 +70,9 @@ class NumpyBackend:
         logits_out = logits_out and self.loss != "mse"
         acts = [X]
         L = self.layout.n_layers
-        if inputs is not None:
-            inputs.append(None)
         for l, (W, b) in enumerate(self.layout.views(params)):
             z = acts[-1] @ W.T + b
             last = l == L - 1
-            if inputs is not None:
-                inputs.append(z)
             acts.append(z if (last and logits_out) else ACTIVATIONS[self.activations[l]](z))
         return acts
 
@@ -121,7 +86,7 @@ class NumpyBackend:
     def _targets(self, labels, targets, n_out):
         return _one_hot(labels, n_out, self.dtype) if labels is not None else targets
 
-    def _output_loss(self, out, Y, labels, z=None):
+    def _output_loss(self, out, Y, labels):
         """(per-sample losses, per-sample right classifications, ∂L/∂z_L per sample) from the output layer.
 
         `out` is Z_L for cross_entropy, binary_cross_entropy and poisson, else A_L.
@@ -150,7 +115,7 @@ class NumpyBackend:
             return losses, np.zeros(out.shape[0]), a - Y
         diff = out - Y  # mse
         losses = 0.5 * np.sum(diff * diff, axis=1, dtype=np.float64)
-        return losses, np.zeros(out.shape[0]), diff * DERIVATIVES[self.activations[-1]](out, z)
+        return losses, np.zeros(out.shape[0]), diff * DERIVATIVES[self.activations[-1]](out)
 
     @staticmethod
     def _weighted_sums(losses, right, weights):
@@ -162,18 +127,16 @@ class NumpyBackend:
     @np.errstate(all="ignore")
     def evaluate(self, params, X, labels=None, targets=None, weights=None):
         """(Σ w·loss, Σ w·correct, Σ w) over all rows of X, w = 1 without weights."""
-        inputs = []
-        out = self._forward_all(params, X, logits_out=True, inputs=inputs)[-1]
+        out = self._forward_all(params, X, logits_out=True)[-1]
         Y = self._targets(labels, targets, out.shape[1])
-        losses, right, _ = self._output_loss(out, Y, labels, inputs[-1])
+        losses, right, _ = self._output_loss(out, Y, labels)
         return self._weighted_sums(losses, right, weights)
 
     def _loss_and_gradients(self, params, X, labels, targets, weights):
         """(Σ w·L, Σ w·right, Σ w, flat gradient of the weighted mean loss Σ w·L / Σ w)."""
-        inputs = []
-        acts = self._forward_all(params, X, logits_out=True, inputs=inputs)
+        acts = self._forward_all(params, X, logits_out=True)
         Y = self._targets(labels, targets, acts[-1].shape[1])
-        losses, right, delta = self._output_loss(acts[-1], Y, labels, inputs[-1])
+        losses, right, delta = self._output_loss(acts[-1], Y, labels)
         loss_sum, right_sum, weight_sum = self._weighted_sums(losses, right, weights)
         delta = delta * self.dtype.type(1.0 / weight_sum if weight_sum > 0 else 0.0)
         if weights is not None:
@@ -188,7 +151,7 @@ class NumpyBackend:
             db[...] = delta.sum(axis=0)
             if l > 0:
                 # δ^(l) = (W^(l+1)ᵀ δ^(l+1)) ⊙ σ'(z^(l)), for every sample (row) at once
-                delta = (delta @ views[l][0]) * DERIVATIVES[self.activations[l - 1]](acts[l], inputs[l])
+                delta = (delta @ views[l][0]) * DERIVATIVES[self.activations[l - 1]](acts[l])
         return loss_sum, right_sum, weight_sum, grads
 
     @np.errstate(all="ignore")

@@ -464,8 +464,7 @@ def build_parser(prog="backprop"):
     train.add_argument("--layers", type=_layers, default=[64],
                        help="hidden-layer widths, e.g. 256,128 ('none': no hidden layer; default 64)")
     train.add_argument("--activation", type=_activation, default="relu",
-                       help="hidden activation: relu, leaky_relu, tanh, sigmoid, identity, gelu, silu, elu "
-                            "(or one per layer)")
+                       help="hidden activation: relu, leaky_relu, tanh, sigmoid, identity (or one per layer)")
     train.add_argument("--loss", choices=("auto",) + LOSSES, default="auto",
                        help="default: cross_entropy for whole-number labels, else mse")
     train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")

@@ -111,8 +111,7 @@ class Network:
         Layer widths n_0 (features), n_1, ..., n_L (outputs); at least two.
     activation : str or sequence of str
         Hidden-layer activation, one for all or one per hidden layer:
-        'relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity', 'gelu' (exact,
-        x·Φ(x)), 'silu' (x·σ(x)) or 'elu' (α = 1).
+        'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'identity'.
     output : str, optional
         Output activation; with `loss` unset, 'softmax' implies cross_entropy,
         'sigmoid' binary_cross_entropy, 'exp' poisson and anything else mse.
@@ -164,7 +163,7 @@ class Network:
         output, loss = output_and_loss(output, loss)
 
         if init is None:
-            init = "he" if all(a in ("relu", "leaky_relu", "gelu", "silu", "elu") for a in hidden) else "xavier"
+            init = "he" if all(a in ("relu", "leaky_relu") for a in hidden) else "xavier"
         check_choice("init", init, INITS)
         init_std = check_real("init_std", init_std)
         if not init_std > 0 or not np.isfinite(init_std):

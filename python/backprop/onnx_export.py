@@ -10,9 +10,6 @@ The graph, layer by layer (l = 0 … L−1; W^(l) is (n_out, n_in) as stored)::
 
     relu -> Relu     leaky_relu -> LeakyRelu(alpha=0.01)     tanh -> Tanh
     sigmoid -> Sigmoid     softmax -> Softmax(axis=-1)     identity -> (no node)
-    elu -> Elu(alpha=1) (float64: Where(z > 0, z, Exp(z) − 1))     silu -> z·Sigmoid(z) (Mul)
-    gelu -> z·½(1 + erf(z/√2)), the exact GELU: ONNX's Erf in float32; in float64, where
-            onnxruntime has no Erf, a series of plain arithmetic nodes (see _gelu)
 
 In float64, leaky_relu becomes PRelu with a float64 slope of 0.01 instead:
 LeakyRelu's alpha attribute is a float32, which would change the slope in
@@ -45,81 +42,10 @@ BATCH = "batch"
 # backprop activation -> (ONNX op, attributes); identity adds no node.
 _OPS = {"relu": ("Relu", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.01}), "tanh": ("Tanh", {}),
         "sigmoid": ("Sigmoid", {}), "softmax": ("Softmax", {"axis": -1}), "exp": ("Exp", {}),
-        "elu": ("Elu", {"alpha": 1.0}), "identity": None}
+        "identity": None}
 # scikit-learn's activation names -> backprop's (out_activation_ 'exp' is the Poisson loss's).
 _SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                         "softmax": "softmax", "exp": "exp"}
-
-
-def _silu(helper, numpy_helper, z, out, l, dtype):
-    """silu(z) = z·σ(z)."""
-    return [helper.make_node("Sigmoid", [z], [f"sigmoid{l}"], name=f"silu{l}_sigmoid"),
-            helper.make_node("Mul", [z, f"sigmoid{l}"], [out], name=f"silu{l}")], []
-
-
-# Terms of the float64 erf series below: enough that the rest is below double rounding for |x| ≤ 6,
-# beyond which erf(x) is ±1 in double precision.
-_ERF_TERMS = 160
-_ERF_CLIP = 6.0
-
-
-def _gelu(helper, numpy_helper, z, out, l, dtype):
-    """gelu(z) = z·½(1 + erf(z/√2)), the exact form (torch.nn.GELU()).
-
-    float32 uses ONNX's Erf. onnxruntime has no float64 Erf, so in float64 erf
-    is built from plain arithmetic: erf(x) = 2x/√π · e^(−x²) · Σ_n (2x²)^n /
-    (1·3·…·(2n+1)), a series of positive terms (no cancellation), summed by
-    Horner's rule with x clipped to ±6.
-    """
-    name = f"gelu{l}"
-    constants = {"sqrt2": np.sqrt(2.0), "one": 1.0, "half": 0.5}
-    nodes = [helper.make_node("Div", [z, f"{name}_sqrt2"], [f"{name}_x"], name=f"{name}_scale")]
-    if np.dtype(dtype) == np.float32:
-        nodes.append(helper.make_node("Erf", [f"{name}_x"], [f"{name}_erf"], name=f"{name}_erf"))
-    else:
-        constants.update({"lo": -_ERF_CLIP, "hi": _ERF_CLIP, "two": 2.0, "minus_one": -1.0,
-                          "two_over_sqrt_pi": 2.0 / np.sqrt(np.pi)})
-        constants.update({f"odd{k}": 2.0 * k + 1.0 for k in range(1, _ERF_TERMS + 1)})
-        nodes += [helper.make_node("Clip", [f"{name}_x", f"{name}_lo", f"{name}_hi"], [f"{name}_c"],
-                                   name=f"{name}_clip"),
-                  helper.make_node("Mul", [f"{name}_c", f"{name}_c"], [f"{name}_x2"], name=f"{name}_square"),
-                  helper.make_node("Mul", [f"{name}_x2", f"{name}_two"], [f"{name}_y"], name=f"{name}_y")]
-        series = f"{name}_one"
-        for k in range(_ERF_TERMS, 0, -1):  # s ← 1 + y·s / (2k+1), innermost term first
-            nodes += [helper.make_node("Mul", [series, f"{name}_y"], [f"{name}_p{k}"], name=f"{name}_mul{k}"),
-                      helper.make_node("Div", [f"{name}_p{k}", f"{name}_odd{k}"], [f"{name}_q{k}"],
-                                       name=f"{name}_div{k}"),
-                      helper.make_node("Add", [f"{name}_q{k}", f"{name}_one"], [f"{name}_s{k}"], name=f"{name}_add{k}")]
-            series = f"{name}_s{k}"
-        nodes += [helper.make_node("Mul", [f"{name}_x2", f"{name}_minus_one"], [f"{name}_neg"], name=f"{name}_neg"),
-                  helper.make_node("Exp", [f"{name}_neg"], [f"{name}_gauss"], name=f"{name}_exp"),
-                  helper.make_node("Mul", [f"{name}_c", f"{name}_two_over_sqrt_pi"], [f"{name}_lead"],
-                                   name=f"{name}_lead"),
-                  helper.make_node("Mul", [f"{name}_lead", f"{name}_gauss"], [f"{name}_lead2"], name=f"{name}_lead2"),
-                  helper.make_node("Mul", [f"{name}_lead2", series], [f"{name}_erf"], name=f"{name}_erf")]
-    nodes += [helper.make_node("Add", [f"{name}_erf", f"{name}_one"], [f"{name}_cdf2"], name=f"{name}_add"),
-              helper.make_node("Mul", [f"{name}_cdf2", f"{name}_half"], [f"{name}_cdf"], name=f"{name}_halve"),
-              helper.make_node("Mul", [z, f"{name}_cdf"], [out], name=name)]
-    initializers = [numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}_{key}") for key, v in constants.items()]
-    return nodes, initializers
-
-
-def _elu_float64(helper, numpy_helper, z, out, l, dtype):
-    """elu(z) = z if z > 0 else eᶻ − 1, from Greater, Min, Exp, Sub and Where: onnxruntime has no float64 Elu."""
-    name = f"elu{l}"
-    initializers = [numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}_{key}")
-                    for key, v in (("zero", 0.0), ("one", 1.0))]
-    nodes = [helper.make_node("Greater", [z, f"{name}_zero"], [f"{name}_positive"], name=f"{name}_positive"),
-             helper.make_node("Min", [z, f"{name}_zero"], [f"{name}_negative"], name=f"{name}_min"),
-             helper.make_node("Exp", [f"{name}_negative"], [f"{name}_exp"], name=f"{name}_exp"),
-             helper.make_node("Sub", [f"{name}_exp", f"{name}_one"], [f"{name}_expm1"], name=f"{name}_sub"),
-             helper.make_node("Where", [f"{name}_positive", z, f"{name}_expm1"], [out], name=name)]
-    return nodes, initializers
-
-
-# Activations built from several nodes: name -> builder(helper, numpy_helper, input, output, layer, dtype).
-_COMPOSED = {"silu": _silu, "gelu": _gelu}
-_COMPOSED_FLOAT64 = {**_COMPOSED, "elu": _elu_float64}
 
 
 def _import_onnx():
@@ -164,13 +90,6 @@ def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
             # the slope as a float64 tensor, so the model computes exactly what backprop does.
             initializers.append(numpy_helper.from_array(np.array(0.01, dtype=dtype), f"slope{l}"))
             nodes.append(helper.make_node("PRelu", [current, f"slope{l}"], [f"a{l}"], name=f"{activation}{l}"))
-            current = f"a{l}"
-        elif activation in (_COMPOSED_FLOAT64 if np.dtype(dtype) == np.float64 else _COMPOSED):
-            composed = _COMPOSED_FLOAT64 if np.dtype(dtype) == np.float64 else _COMPOSED
-            composed_nodes, composed_initializers = composed[activation](helper, numpy_helper, current,
-                                                                        f"a{l}", l, dtype)
-            nodes += composed_nodes
-            initializers += composed_initializers
             current = f"a{l}"
         elif activation is not None and _OPS[activation] is not None:
             op, attributes = _OPS[activation]

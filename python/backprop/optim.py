@@ -308,9 +308,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``.
-
-    ::
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+    Regularization"), as ``torch.optim.AdamW``::
 
         w ← w · (1 − lr·λ)          (weight matrices only; not biases)
         then Adam's step with the gradient g free of λ

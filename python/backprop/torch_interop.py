@@ -10,7 +10,6 @@ Layer correspondence (weights are (n_out, n_in) in both libraries)::
 
     relu -> nn.ReLU()            leaky_relu -> nn.LeakyReLU(0.01)
     tanh -> nn.Tanh()            sigmoid    -> nn.Sigmoid()
-    gelu -> nn.GELU()  (exact)   silu       -> nn.SiLU()           elu -> nn.ELU(alpha=1.0)
     identity -> (no module)      softmax    -> nn.Softmax(dim=-1), output layer only
     exp (output only) -> no module: only ``to_torch(logits=True)``, whose outputs are
                          the log-rates nn.PoissonNLLLoss(log_input=True) takes
@@ -32,8 +31,8 @@ __all__ = ["from_torch", "to_torch", "state_dict", "load_state_dict"]
 # A plain `pip install torch` is the CUDA build on Linux (gigabytes): point to the CPU build too.
 INSTALL_HINT = ('pip install "backprop-mlp[torch]", after the CPU build if no GPU is wanted: '
                 'pip install torch --index-url https://download.pytorch.org/whl/cpu')
-SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, "
-             "GELU(approximate='none'), SiLU, ELU(alpha=1.0), Identity, and Softmax(dim=-1) as the last module")
+SUPPORTED = (f"Linear (with bias), ReLU, LeakyReLU(negative_slope={LEAKY_RELU_SLOPE}), Tanh, Sigmoid, Identity, "
+             "and Softmax(dim=-1) as the last module")
 
 
 def _import_torch():
@@ -58,17 +57,6 @@ def _activation_name(module, nn, position):
         return "leaky_relu"
     if isinstance(module, nn.Tanh):
         return "tanh"
-    if isinstance(module, nn.GELU):
-        if module.approximate != "none":
-            raise ValueError(f"module {position} is GELU(approximate={module.approximate!r}); backprop's gelu "
-                             "is the exact one (approximate='none')")
-        return "gelu"
-    if isinstance(module, nn.SiLU):
-        return "silu"
-    if isinstance(module, nn.ELU):
-        if module.alpha != 1.0:
-            raise ValueError(f"module {position} is ELU(alpha={module.alpha}); backprop's elu has alpha 1 only")
-        return "elu"
     if isinstance(module, nn.Sigmoid):
         return "sigmoid"
     if isinstance(module, nn.Softmax):
@@ -188,7 +176,7 @@ def _module_names(network):
     """The torch module class name (or None) following each layer, as to_torch lays them out."""
     # exp (only ever the output) has no module; being last, it moves no index.
     names = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
-             "gelu": "GELU", "silu": "SiLU", "elu": "ELU", "softmax": "Softmax", "identity": None, "exp": None}
+             "softmax": "Softmax", "identity": None, "exp": None}
     return [names[a] for a in network.activations]
 
 
