@@ -676,10 +676,7 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def_readwrite("beta2", &OptimizerConfig::beta2)
       .def_readwrite("eps", &OptimizerConfig::eps)
       .def_readwrite("decay_per_batch_weight", &OptimizerConfig::decay_per_batch_weight)
-      .def_readwrite("eps_before_bias_correction", &OptimizerConfig::eps_before_bias_correction)
-      .def_readwrite("decoupled_weight_decay", &OptimizerConfig::decoupled_weight_decay)
-      .def_readwrite("clip_norm", &OptimizerConfig::clip_norm)
-      .def_readwrite("clip_value", &OptimizerConfig::clip_value);
+      .def_readwrite("eps_before_bias_correction", &OptimizerConfig::eps_before_bias_correction);
 
   py::class_<Dataset>(m, "Dataset", py::module_local())
       .def_property_readonly("rows", &Dataset::rows);

@@ -133,18 +133,6 @@ def test_train_with_backup_resumes_a_killed_run(csv_file, tmp_path, capsys, monk
     assert not (backup / "backup.npz").exists()
 
 
-def test_train_adamw_with_clipping_equals_network_fit(csv_file, tmp_path, capsys):
-    path = tmp_path / "m.npz"
-    assert cli.main(["train", "--data", str(csv_file), "--layers", "6", "--optimizer", "adamw", "--lr", "0.01",
-                     "--clip-norm", "0.5", "--clip-value", "0.1", "--batch-size", "7", "--epochs", "3", "--seed", "3",
-                     "--dtype", "float64", "--test-fraction", "0", "--save", str(path), "--progress", "off"]) == 0
-    assert "AdamW(lr=0.01" in capsys.readouterr().out
-    X, y = bp.datasets.load_csv(csv_file)
-    net = bp.Network([4, 6, 3], dtype="float64", seed=3)
-    net.fit(X, y, epochs=3, batch_size=7, optimizer=bp.AdamW(lr=0.01, clip_norm=0.5, clip_value=0.1))
-    np.testing.assert_array_equal(bp.load(path).parameters(), net.parameters())
-
-
 def test_train_top_level_options_mean_train(capsys):
     assert cli.main(["--epochs", "1", "--layers", "none", "--progress", "off", "--threads", "1"]) == 0
     out = capsys.readouterr().out

@@ -69,52 +69,6 @@ def test_adam(backend):
     run_steps(backend, bp.Adam(lr=eta, beta1=b1, beta2=b2, eps=eps, weight_decay=lam), update, n_steps=4)
 
 
-def test_adamw_decays_weights_before_the_adam_step(backend):
-    """Loshchilov & Hutter: w ← w·(1 − ηλ) on weights, then Adam with g free of λ."""
-    eta, b1, b2, eps, lam = 0.01, 0.8, 0.99, 1e-6, 0.3
-
-    def update(w, g, mask, state, t):
-        m = state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
-        v = state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
-        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-        return w * (1 - eta * lam * mask) - eta * m_hat / (np.sqrt(v_hat) + eps)
-    run_steps(backend, bp.AdamW(lr=eta, beta1=b1, beta2=b2, eps=eps, weight_decay=lam), update, n_steps=4)
-
-
-@pytest.mark.parametrize("clip_norm, clip_value", [(0.05, None), (None, 0.01), (0.05, 0.004), (1e3, None)])
-def test_clipping_by_norm_then_by_value(backend, clip_norm, clip_value):
-    """g ← g·min(1, c/(‖g‖₂ + 1e-6)) over every parameter, then clamp(g, −v, v), before the step; a
-    norm above the gradient's leaves it as it is."""
-    eta, mu = 0.1, 0.5
-    clipped = []
-
-    def update(w, g, mask, state, t):
-        before = g
-        if clip_norm is not None:
-            g = g * min(1.0, clip_norm / (np.linalg.norm(g) + 1e-6))
-        if clip_value is not None:
-            g = np.clip(g, -clip_value, clip_value)
-        clipped.append(not np.array_equal(g, before))
-        v = state["v"] = mu * state.get("v", 0.0) + g
-        return w - eta * v
-    run_steps(backend, bp.SGD(lr=eta, momentum=mu, clip_norm=clip_norm, clip_value=clip_value), update)
-    assert all(clipped) == (clip_norm != 1e3)  # the small bounds did clip every step
-
-
-@pytest.mark.parametrize("make", [lambda: bp.SGD(lr=0.1, clip_norm=0.0), lambda: bp.Adam(clip_value=-1.0),
-                                  lambda: bp.AdamW(clip_norm=float("nan")), lambda: bp.AdamW(weight_decay=-1)])
-def test_bad_clipping_and_decay_are_refused(make):
-    with pytest.raises(ValueError, match="clip_norm|clip_value|weight_decay"):
-        make()
-
-
-def test_optimizer_repr_and_config_name_clipping():
-    optimizer = bp.AdamW(lr=0.01, clip_norm=1.0)
-    assert repr(optimizer) == "AdamW(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.01, clip_norm=1.0)"
-    assert optimizer.get_config()["clip_value"] is None
-    assert repr(bp.SGD(lr=0.1)) == "SGD(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)"
-
-
 def test_weight_decay_spares_biases(backend):
     net = bp.Network([3, 2], output="identity", loss="mse", dtype="float64", backend=backend, seed=0)
     net.layers[0].W = np.ones((2, 3))

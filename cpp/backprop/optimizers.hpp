@@ -1,5 +1,5 @@
 // Optimizer steps over the flat parameter buffer. Arithmetic follows
-// PyTorch's torch.optim.SGD, Adam and AdamW (single-tensor path), so
+// PyTorch's torch.optim.SGD and torch.optim.Adam (single-tensor path), so
 // results can be compared with it; weight decay is L2 on weights only.
 //
 //   SGD (Sutskever et al. 2013 momentum, in PyTorch's form):
@@ -8,19 +8,12 @@
 //   Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"):
 //     g ← g + λw;  m ← m + (1−β1)(g − m);  v ← β2·v + (1−β2)·g²
 //     w ← w − (η / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
-//   AdamW (Loshchilov & Hutter 2019, decoupled weight decay): Adam with
-//     g free of λ, after w ← w·(1 − ηλ) on weight matrices (torch.optim.AdamW).
-// Before any of them the gradient may be clipped (torch.nn.utils): first to a
-// global L2 norm of at most c, g ← g · min(1, c / (‖g‖₂ + 1e-6)), the norm over
-// every parameter; then elementwise, g ← clamp(g, −v, v).
 // The step counter t advances once per step of the whole network.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 #include "architecture.hpp"
 #include "team.hpp"
@@ -43,9 +36,6 @@ struct OptimizerConfig {
   // correction, which is PyTorch's form with eps / √(1 − β2^t).
   bool decay_per_batch_weight = false;
   bool eps_before_bias_correction = false;
-  bool decoupled_weight_decay = false;  // AdamW
-  double clip_norm = 0.0;                // 0: no clipping by norm
-  double clip_value = 0.0;               // 0: no clipping by value
 };
 
 // Optimizer state, laid out like the parameters. Owned by the caller.
@@ -70,26 +60,15 @@ namespace detail {
 // Each kernel updates n entries in place, leaves the old w in g, the old
 // state in the backups, and returns a probe that is 0 when every new value is
 // finite and NaN otherwise (x·0 is NaN exactly for inf and NaN x).
-// What a kernel does to each raw gradient first: scale (clipping by norm,
-// else 1) and clamp to ±limit (clipping by value, else infinity). Both are
-// exact no-ops when off, so unclipped steps keep their bits.
 template <class T>
-struct GradientClip {
-  T scale = T(1);
-  T limit = std::numeric_limits<T>::infinity();
-  T operator()(T g) const { return std::min(std::max(g * scale, -limit), limit); }
-};
-
-template <class T>
-T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig& c, T decay,
-              GradientClip<T> clip) {
+T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig& c, T decay) {
   const T lr = T(c.lr), mu = T(c.momentum);
   T probe = 0;
   if (!buf) {
 #pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
       const T w_old = w[i];
-      const T w_new = w_old + (-lr) * (clip(g_io[i]) + decay * w_old);
+      const T w_new = w_old + (-lr) * (g_io[i] + decay * w_old);
       w[i] = w_new;
       g_io[i] = w_old;
       probe += w_new * T(0);
@@ -99,7 +78,7 @@ T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig&
 #pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
       const T w_old = w[i], b_old = buf[i];
-      const T g = clip(g_io[i]) + decay * w_old;
+      const T g = g_io[i] + decay * w_old;
       const T b = b_old * mu + g;
       const T w_new = w_old + (-lr) * (nesterov ? g + mu * b : b);
       w[i] = w_new;
@@ -112,11 +91,9 @@ T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig&
   return probe;
 }
 
-// `decay` is coupled (added to g, Adam's weight_decay); `shrink` multiplies
-// w before the update (AdamW's 1 − ηλ on weights, else 1).
 template <class T>
 T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const OptimizerConfig& c, T decay,
-               T shrink, std::int64_t t, GradientClip<T> clip) {
+               std::int64_t t) {
   const double bias_correction1 = 1.0 - std::pow(c.beta1, double(t));
   const double bias_correction2 = 1.0 - std::pow(c.beta2, double(t));
   const T neg_step_size = T(-c.lr / bias_correction1);
@@ -127,11 +104,11 @@ T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const Opt
 #pragma omp simd reduction(+ : probe)
   for (Index i = 0; i < n; ++i) {
     const T w_old = w[i], m_prev = m[i], v_prev = v[i];
-    const T g = clip(g_io[i]) + decay * w_old;
+    const T g = g_io[i] + decay * w_old;
     const T m_new = m_prev + one_minus_beta1 * (g - m_prev);
     const T v_new = v_prev * beta2 + one_minus_beta2 * g * g;
     const T denom = std::sqrt(v_new) / bias_correction2_sqrt + eps;
-    const T w_new = w_old * shrink + neg_step_size * (m_new / denom);
+    const T w_new = w_old + neg_step_size * (m_new / denom);
     w[i] = w_new;
     m[i] = m_new;
     v[i] = v_new;
@@ -155,16 +132,7 @@ template <class T>
 bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
                     const StepBackup<T>& backup, T* params, T* grads, const Team& team, T* probes) {
   const std::int64_t t = state.step + 1;
-  const bool decoupled = config.decoupled_weight_decay;
-  const T decay = decoupled ? T(0) : T(config.weight_decay);
-  const T shrink = decoupled ? T(1.0 - config.lr * config.weight_decay) : T(1);
-  detail::GradientClip<T> clip;
-  if (config.clip_norm > 0.0) {  // ‖g‖₂ over every parameter, in double, in one fixed order
-    double squares = 0.0;
-    for (Index i = 0; i < arch.n_params(); ++i) squares += double(grads[i]) * double(grads[i]);
-    clip.scale = T(std::min(1.0, config.clip_norm / (std::sqrt(squares) + 1e-6)));
-  }
-  if (config.clip_value > 0.0) clip.limit = T(config.clip_value);
+  const T decay = T(config.weight_decay);
   team.parallel([&](const Part& part) {
     T probe = 0;
     for (Index l = 0; l < arch.n_layers(); ++l) {
@@ -178,11 +146,10 @@ bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, Opt
         if (config.kind == OptimizerKind::sgd) {
           T* buf = state.first ? state.first + at : nullptr;
           T* buf_old = state.first ? backup.first + at : nullptr;
-          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay, clip);
+          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay);
         } else {
           probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
-                                        backup.first + at, backup.second + at, n, config, seg_decay,
-                                        s == 0 ? shrink : T(1), t, clip);
+                                        backup.first + at, backup.second + at, n, config, seg_decay, t);
         }
       }
     }

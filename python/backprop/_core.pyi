@@ -48,9 +48,6 @@ class OptimizerConfig:
     eps: float
     decay_per_batch_weight: bool  # scikit-learn's convention: decay divided by the batch's weight
     eps_before_bias_correction: bool  # scikit-learn's Adam: eps added before the bias correction
-    decoupled_weight_decay: bool  # AdamW
-    clip_norm: float  # 0: off
-    clip_value: float  # 0: off
     def __init__(self) -> None: ...
 
 class _EpochResult(TypedDict):

@@ -32,13 +32,12 @@ def _config(optimizer):
     """The core's OptimizerConfig for `optimizer`: its hyper-parameters under the same names."""
     config = _core.OptimizerConfig()
     settings = optimizer.get_config()
-    sklearn = settings.pop("convention", "pytorch") == "sklearn"
+    sklearn = settings.pop("convention") == "sklearn"
     config.kind = getattr(_core.OptimizerKind, optimizer.kind)
     for name, value in settings.items():
-        setattr(config, name, 0.0 if value is None else value)  # clip_norm, clip_value: 0 is off
+        setattr(config, name, value)
     config.decay_per_batch_weight = sklearn
     config.eps_before_bias_correction = sklearn
-    config.decoupled_weight_decay = optimizer.decoupled_weight_decay
     return config
 
 

@@ -182,19 +182,8 @@ class NumpyBackend:
         weight_decay = optimizer.weight_decay
         if sklearn:
             weight_decay = weight_decay * (1.0 / batch_weight if batch_weight > 0 else 0.0)
-        weights = self.layout.weight_mask(self.dtype)
-        # Clipping, as torch.nn.utils: to a global L2 norm of at most clip_norm, then to ±clip_value.
-        if optimizer.clip_norm is not None:
-            norm = np.sqrt(np.sum(np.square(grads, dtype=np.float64)))
-            grads = grads * dt(min(1.0, optimizer.clip_norm / (norm + 1e-6)))
-        if optimizer.clip_value is not None:
-            grads = np.clip(grads, dt(-optimizer.clip_value), dt(optimizer.clip_value))
-        if optimizer.decoupled_weight_decay:  # AdamW: w ← w·(1 − lr·λ) on weights; g free of λ
-            shrink = np.where(weights > 0, dt(1.0 - optimizer.lr * weight_decay), dt(1))
-            g = grads
-        else:
-            shrink = None
-            g = grads + weights * dt(weight_decay) * params
+        decay = self.layout.weight_mask(self.dtype) * dt(weight_decay)
+        g = grads + decay * params
         new_state = {}
         if optimizer.kind == "sgd":
             if optimizer.momentum > 0:
@@ -208,8 +197,7 @@ class NumpyBackend:
             v = new_state["v"] = state["v"] * dt(optimizer.beta2) + dt(1.0 - optimizer.beta2) * g * g
             eps = optimizer.eps / np.sqrt(bias_correction2) if sklearn else optimizer.eps
             denom = np.sqrt(v) / dt(np.sqrt(bias_correction2)) + dt(eps)
-            start = params if shrink is None else params * shrink
-            new_params = start + dt(-optimizer.lr / bias_correction1) * (m / denom)
+            new_params = params + dt(-optimizer.lr / bias_correction1) * (m / denom)
         if not all(np.isfinite(a).all() for a in (new_params, *new_state.values())):
             return False
         params[...] = new_params

@@ -38,7 +38,7 @@ from ._validation import holds_whole_numbers
 
 __all__ = ["main", "build_parser", "load_data", "Dataset"]
 
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 
 
 class CLIError(Exception):
@@ -289,15 +289,11 @@ def _train(args, comm):
     net = bp.Network([X.shape[1], *args.layers, n_out], activation=args.activation, loss=loss,
                      dtype=args.dtype, backend=args.backend, seed=args.seed)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    clipping = dict(clip_norm=args.clip_norm, clip_value=args.clip_value)
     if args.optimizer == "sgd":
         momentum = 0.9 if args.momentum is None else args.momentum
-        optimizer = bp.SGD(lr=lr, momentum=momentum, weight_decay=args.weight_decay or 0.0, **clipping)
-    elif args.optimizer == "adam":
-        optimizer = bp.Adam(lr=lr, weight_decay=args.weight_decay or 0.0, **clipping)
-    else:  # AdamW's decoupled decay: PyTorch's default 0.01 unless given
-        optimizer = bp.AdamW(lr=lr, weight_decay=1e-2 if args.weight_decay is None else args.weight_decay,
-                             **clipping)
+        optimizer = bp.SGD(lr=lr, momentum=momentum, weight_decay=args.weight_decay)
+    else:
+        optimizer = bp.Adam(lr=lr, weight_decay=args.weight_decay)
 
     classes = f", {n_out} classes" if loss == "cross_entropy" else ""
     print(f"Data: {data.name}, {len(X_train):,} training samples of {X.shape[1]} features{classes}; {held_out}")
@@ -467,16 +463,11 @@ def build_parser(prog="backprop"):
                        help="hidden activation: relu, leaky_relu, tanh, sigmoid, identity (or one per layer)")
     train.add_argument("--loss", choices=("auto",) + LOSSES, default="auto",
                        help="default: cross_entropy for whole-number labels, else mse")
-    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     train.add_argument("--lr", type=_positive_float, default=None,
-                       help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam and adamw)")
+                       help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
     train.add_argument("--momentum", type=_fraction, default=None, help="SGD momentum (default 0.9)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=None,
-                       help="L2 penalty on weights (default 0; adamw: decoupled decay, default 0.01)")
-    train.add_argument("--clip-norm", type=_positive_float, default=None,
-                       help="clip each batch gradient to this global L2 norm")
-    train.add_argument("--clip-value", type=_positive_float, default=None,
-                       help="then clamp each gradient entry to ± this value")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 penalty on weights")
     train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--epochs", type=_positive_int, default=20)
     train.add_argument("--seed", type=_non_negative_int, default=0,

@@ -1,8 +1,7 @@
 """Optimizers: hyper-parameters and state, handed to a backend for each step.
 
-The update rules follow PyTorch's ``torch.optim.SGD``, ``Adam`` and ``AdamW``,
-and its ``clip_grad_norm_``/``clip_grad_value_``, so that results can be
-compared with it. State (momentum buffers, Adam's
+The update rules follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam``
+so that results can be compared with it. State (momentum buffers, Adam's
 moments, the step counter) lives here, in arrays laid out like the network's
 flat parameter vector, and carries over between calls to ``Network.fit``.
 """
@@ -15,7 +14,7 @@ import numpy as np
 
 from ._validation import as_real_array, check_bool, check_choice, check_int, check_real, convert_finite
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "MAX_STEP_COUNT"]
+__all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
 
 #: The largest step count: both backends keep it in a signed 64-bit counter
 #: and refuse, before any step of a call, steps that would carry it past this.
@@ -40,10 +39,6 @@ def _non_negative(name, value):
 
 def _unit_interval(name, value):
     return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
-
-
-def _optional_positive(name, value):
-    return None if value is None else _positive(name, value)
 
 
 def _convention(name, value):
@@ -78,20 +73,14 @@ class Optimizer:
     """
 
     kind = ""
-    #: True for AdamW: weight decay shrinks the weights before the step instead of joining the gradient.
-    decoupled_weight_decay = False
     lr = _Hyper(_positive)
     weight_decay = _Hyper(_non_negative)
     convention = _Hyper(_convention)
-    clip_norm = _Hyper(_optional_positive)
-    clip_value = _Hyper(_optional_positive)
 
-    def __init__(self, lr, weight_decay, convention="pytorch", clip_norm=None, clip_value=None):
+    def __init__(self, lr, weight_decay, convention="pytorch"):
         self.lr = lr
         self.weight_decay = weight_decay
         self.convention = convention
-        self.clip_norm = clip_norm
-        self.clip_value = clip_value
         self.reset()
 
     @property
@@ -107,8 +96,7 @@ class Optimizer:
 
     def get_config(self):
         """The hyper-parameters, as the constructor takes them (also what the core's step reads)."""
-        return {**self._hyper(), "clip_norm": self.clip_norm, "clip_value": self.clip_value,
-                "convention": self.convention}
+        return {**self._hyper(), "convention": self.convention}
 
     def _check(self):
         """Checks that involve several hyper-parameters (each one is checked when set)."""
@@ -199,9 +187,8 @@ class Optimizer:
 
     def __repr__(self):
         config = self.get_config()
-        for name, default in (("convention", "pytorch"), ("clip_norm", None), ("clip_value", None)):
-            if config.get(name, default) == default:
-                config.pop(name, None)
+        if config["convention"] == "pytorch":
+            del config["convention"]
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
@@ -229,24 +216,16 @@ class SGD(Optimizer):
         loss, as torch.optim does. 'sklearn' adds λ·w / Σ_batch w_j (λ·w /
         batch size without sample weights): the gradient of scikit-learn's
         MLP penalty α/2·‖W‖² / n_batch. Used by ``backprop.sklearn``.
-    clip_norm : float > 0, optional
-        Before the update, scale the batch gradient of all parameters to a
-        global L2 norm of at most clip_norm: g ← g·min(1, clip_norm / (‖g‖₂ +
-        1e-6)), as ``torch.nn.utils.clip_grad_norm_``.
-    clip_value : float > 0, optional
-        Then clamp each gradient entry to [−clip_value, clip_value], as
-        ``torch.nn.utils.clip_grad_value_``.
     """
 
     kind = "sgd"
     momentum = _Hyper(_unit_interval)
     nesterov = _Hyper(check_bool)
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch", clip_norm=None,
-                 clip_value=None):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch"):
         self.momentum = momentum
         self.nesterov = nesterov
-        super().__init__(lr, weight_decay, convention, clip_norm, clip_value)
+        super().__init__(lr, weight_decay, convention)
         self._check()
 
     @property
@@ -282,8 +261,6 @@ class Adam(Optimizer):
     convention : 'pytorch' or 'sklearn'
         As for SGD; 'sklearn' also adds eps to √v before the bias correction,
         as scikit-learn's Adam does (PyTorch's form with eps/√(1 − β2^t)).
-    clip_norm, clip_value : float > 0, optional
-        Gradient clipping before the update, as for SGD.
     """
 
     kind = "adam"
@@ -291,12 +268,11 @@ class Adam(Optimizer):
     beta2 = _Hyper(_unit_interval)
     eps = _Hyper(_positive)
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch",
-                 clip_norm=None, clip_value=None):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch"):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        super().__init__(lr, weight_decay, convention, clip_norm, clip_value)
+        super().__init__(lr, weight_decay, convention)
 
     @property
     def _state_names(self):
@@ -305,35 +281,6 @@ class Adam(Optimizer):
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay}
-
-
-class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, "Decoupled Weight Decay
-    Regularization"), as ``torch.optim.AdamW``::
-
-        w ← w · (1 − lr·λ)          (weight matrices only; not biases)
-        then Adam's step with the gradient g free of λ
-
-    Parameters
-    ----------
-    lr : float > 0
-    beta1, beta2 : float in [0, 1)
-    eps : float > 0
-    weight_decay : float >= 0, λ (default 1e-2, PyTorch's)
-    clip_norm, clip_value : float > 0, optional
-        Gradient clipping before the update, as for SGD.
-    """
-
-    decoupled_weight_decay = True
-
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, clip_norm=None,
-                 clip_value=None):
-        super().__init__(lr, beta1, beta2, eps, weight_decay, "pytorch", clip_norm, clip_value)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["convention"]  # always PyTorch's
-        return config
 
 
 def check_optimizer(optimizer, current=None):
