@@ -21,7 +21,7 @@
   DECLARE bool evaluate<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,        \
                            const std::function<bool()>&, LossStats&);                                         \
   DECLARE bool full_gradients<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,  \
-                                 T*, const std::function<bool()>&, double&, double&);                         \
+                                 T*, const std::function<bool()>&, double&, double&, std::uint64_t);          \
   DECLARE EpochResult train_epoch<T>(const Architecture&, T*, const OptimizerConfig&, OptimizerState<T>&,      \
                                      const DataSource<T>&, const TargetSource<T>&, const std::int64_t*, Index, \
                                      Index, bool, const std::function<bool()>&);                              \

@@ -132,6 +132,14 @@ bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
   return true;
 }
 
+// Z^(L) as the forward pass kept it, for an output activation whose
+// derivative needs it; else null.
+template <class T>
+const T* output_input(const Architecture& arch, Workspace<T>& ws) {
+  const Index L = arch.n_layers();
+  return arch.keeps_input(L - 1) ? ws.input_data(L - 1) : nullptr;
+}
+
 // Σ_i w_i over the data set (n_samples when unweighted).
 template <class T>
 double total_weight(const TargetSource<T>& y, Index n_samples) {
@@ -148,9 +156,12 @@ inline double inverse_weight(double weight_sum) { return weight_sum > 0.0 ? 1.0 
 // grads ← ∂R/∂θ and loss ← R, with R = Σ w_i L_i / Σ w_i the (weighted) mean
 // loss over all of X; accuracy ← Σ w_i·right_i / Σ w_i (0 when Σ w_i = 0),
 // right_i counted as in LossStats::n_correct.
+// A training pass: dropout draws the masks of step `dropout_step`, sample i
+// of X at position i.
 template <class T>
 bool full_gradients(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
-                    T* grads, const std::function<bool()>& should_stop, double& loss, double& accuracy) {
+                    T* grads, const std::function<bool()>& should_stop, double& loss, double& accuracy,
+                    std::uint64_t dropout_step) {
   Workspace<T> ws(arch, std::min(kInferenceChunk, X.rows));
   detail::TargetBuffers<T> target_buf(y, ws.capacity(), arch.n_outputs());
   const double inverse_total = inverse_weight(total_weight(y, X.rows));
@@ -163,13 +174,15 @@ bool full_gradients(const Architecture& arch, const T* params, const DataSource<
     const auto batch = detail::gather_targets(y, nullptr, first, B, target_buf);
     run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, nullptr, first, B, ws, team);
-      forward_pass(arch, params, input, ws, true, team);
+      const DropoutPass dropout{dropout_step, first};
+      forward_pass(arch, params, input, ws, true, team, &dropout);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
+      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale,
+                                          output_input(arch, ws));
       loss_sum += stats.loss_sum;
       n_correct += stats.n_correct;
-      backward_pass(arch, params, input, ws, grads, first > 0, team);
+      backward_pass(arch, params, input, ws, grads, first > 0, team, true);
     });
     if (first + B < X.rows && should_stop()) return false;
   }
@@ -248,13 +261,15 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
     bool loss_finite = true, update_finite = true;
     run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
-      forward_pass(arch, params, input, ws, true, team);
+      // Dropout draws the masks of the step this batch leads to.
+      const DropoutPass dropout{static_cast<std::uint64_t>(state.step + 1), 0};
+      forward_pass(arch, params, input, ws, true, team, &dropout);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
+      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale, output_input(arch, ws));
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
-      backward_pass(arch, params, input, ws, grads.data(), false, team);
+      backward_pass(arch, params, input, ws, grads.data(), false, team, true);
       if (record_grad_norms)  // before the step overwrites the gradients
         for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads.data(), l).norm());
       update_finite = optimizer_step(arch, step_config, state, backup, params, grads.data(), team, probes.data());

@@ -23,6 +23,7 @@ class OptimizerKind:
 
     sgd: ClassVar[OptimizerKind]
     adam: ClassVar[OptimizerKind]
+    adamw: ClassVar[OptimizerKind]
     __members__: ClassVar[dict[str, OptimizerKind]]
     def __init__(self, value: int) -> None: ...
     def __eq__(self, other: object) -> bool: ...
@@ -46,6 +47,8 @@ class OptimizerConfig:
     beta1: float
     beta2: float
     eps: float
+    clip_norm: float  # 0: no clipping
+    clip_value: float  # 0: no clamping
     def __init__(self) -> None: ...
 
 class _EpochResult(TypedDict):
@@ -61,7 +64,15 @@ class _EpochResult(TypedDict):
 class Model:
     """The core for one network shape; the scalar type follows each call's params."""
 
-    def __init__(self, sizes: Sequence[int], activations: Sequence[str], loss: str) -> None: ...
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activations: Sequence[str],
+        loss: str,
+        norms: Sequence[bool] = ...,
+        dropout: Sequence[float] = ...,
+        dropout_seed: int = 0,
+    ) -> None: ...
     @property
     def n_params(self) -> int: ...
     def forward(self, params: _FloatArray, X: _FloatArray) -> _FloatArray:
@@ -80,6 +91,8 @@ class Model:
         X: _FloatArray,
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
+        weights: Optional[npt.NDArray[np.float64]] = None,
+        dropout_step: int = 1,
     ) -> tuple[float, _FloatArray, float]:
         """(mean loss, flat gradient of the mean loss, weighted fraction of right classifications)."""
     def train_epoch(

@@ -10,6 +10,12 @@ The graph, layer by layer (l = 0 … L−1; W^(l) is (n_out, n_in) as stored)::
 
     relu -> Relu     leaky_relu -> LeakyRelu(alpha=0.01)     tanh -> Tanh
     sigmoid -> Sigmoid     softmax -> Softmax(axis=-1)     identity -> (no node)
+    gelu -> z·(Erf(z·(1/√2)) + 1)·0.5 (exact; the Gelu operator is opset 20's)
+    silu -> z·Sigmoid(z)     elu -> Elu(alpha=1)
+
+A hidden layer with norm='layer' has LayerNormalization(axis=-1,
+epsilon=1e-5, scale γ, bias β) between its Gemm and its activation. Dropout is
+a training-time operation and has no node: the graph is the inference map.
 
 In float64, leaky_relu becomes PRelu with a float64 slope of 0.01 instead:
 LeakyRelu's alpha attribute is a float32, which would change the slope in
@@ -42,7 +48,7 @@ BATCH = "batch"
 # backprop activation -> (ONNX op, attributes); identity adds no node.
 _OPS = {"relu": ("Relu", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.01}), "tanh": ("Tanh", {}),
         "sigmoid": ("Sigmoid", {}), "softmax": ("Softmax", {"axis": -1}), "exp": ("Exp", {}),
-        "identity": None}
+        "elu": ("Elu", {"alpha": 1.0}), "identity": None}
 # scikit-learn's activation names -> backprop's (out_activation_ 'exp' is the Poisson loss's).
 _SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                         "softmax": "softmax", "exp": "exp"}
@@ -69,8 +75,8 @@ def _producer_version():
 def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
     """A checked ModelProto: Gemm + activation per layer, then the `tail` nodes.
 
-    layers: [(W (n_out, n_in), b (n_out,))]; activations: one backprop name
-    per layer, None for no node. tail(helper, numpy_helper, h) builds nodes
+    layers: [(W (n_out, n_in), b (n_out,)), or (W, b, γ, β) for a layer with
+    LayerNorm]; activations: one backprop name per layer, None for no node. tail(helper, numpy_helper, h) builds nodes
     reading h (batch, n_L) and returns (nodes, initializers, output shape).
     The last node writes the graph's output, `output_name`.
     """
@@ -79,13 +85,37 @@ def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
                  np.dtype(np.float64): onnx.TensorProto.DOUBLE}[np.dtype(dtype)]
     nodes, initializers = [], []
     current = INPUT_NAME
-    for l, ((W, b), activation) in enumerate(zip(layers, activations)):
+    def constant(value, name):
+        initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    for l, (parameters, activation) in enumerate(zip(layers, activations)):
+        W, b = parameters[:2]
         initializers += [numpy_helper.from_array(np.ascontiguousarray(W, dtype=dtype), f"W{l}"),
                          numpy_helper.from_array(np.ascontiguousarray(b, dtype=dtype), f"b{l}")]
         # Z = H·Wᵀ + b with W stored (n_out, n_in), as in Network.layers.
         nodes.append(helper.make_node("Gemm", [current, f"W{l}", f"b{l}"], [f"z{l}"], name=f"dense{l}", transB=1))
         current = f"z{l}"
-        if activation == "leaky_relu" and np.dtype(dtype) == np.float64:
+        if len(parameters) == 4:  # u = γ ⊙ (z − μ)/√(s² + ε) + β over the units of each row
+            nodes.append(helper.make_node("LayerNormalization", [current, constant(parameters[2], f"gamma{l}"),
+                                                                 constant(parameters[3], f"beta{l}")],
+                                          [f"u{l}"], name=f"layer_norm{l}", axis=-1, epsilon=1e-5))
+            current = f"u{l}"
+        if activation == "gelu":  # z·Φ(z) = z·(erf(z/√2) + 1)·½
+            steps = [("Mul", [current, constant(1.0 / np.sqrt(2.0), f"inv_sqrt2_{l}")]), ("Erf", []),
+                     ("Add", [None, constant(1.0, f"one{l}")]), ("Mul", [current, None]),
+                     ("Mul", [None, constant(0.5, f"half{l}")])]
+            previous = current
+            for k, (op, inputs) in enumerate(steps):
+                inputs = [previous if name is None else name for name in inputs] or [previous]
+                nodes.append(helper.make_node(op, inputs, [f"gelu{l}_{k}"], name=f"gelu{l}_{k}"))
+                previous = f"gelu{l}_{k}"
+            current = previous
+        elif activation == "silu":  # z·σ(z)
+            nodes.append(helper.make_node("Sigmoid", [current], [f"sigmoid{l}"], name=f"silu{l}_sigmoid"))
+            nodes.append(helper.make_node("Mul", [current, f"sigmoid{l}"], [f"a{l}"], name=f"silu{l}"))
+            current = f"a{l}"
+        elif activation == "leaky_relu" and np.dtype(dtype) == np.float64:
             # LeakyRelu's alpha is a float32 attribute (0.01 becomes 0.0099999998); PRelu takes
             # the slope as a float64 tensor, so the model computes exactly what backprop does.
             initializers.append(numpy_helper.from_array(np.array(0.01, dtype=dtype), f"slope{l}"))
@@ -150,7 +180,8 @@ def to_onnx(network, path, logits=False):
     dropped = logits and activations[-1] in ("softmax", "sigmoid")
     if dropped:
         activations[-1] = None
-    layers = [(layer.W, layer.b) for layer in network.layers]
+    layers = [(layer.W, layer.b) + (() if layer.gamma is None else (layer.gamma, layer.beta))
+              for layer in network.layers]
     output = "logits" if dropped else "Y"
     doc = (f"backprop Network {' -> '.join(map(str, network.sizes))}, activations {', '.join(network.activations)}, "
            f"loss {network.loss}; output {output!r}: "
