@@ -11,7 +11,10 @@ The graph, layer by layer (l = 0 … L−1; W^(l) is (n_out, n_in) as stored)::
     relu -> Relu     leaky_relu -> LeakyRelu(alpha=0.01)     tanh -> Tanh
     sigmoid -> Sigmoid     softmax -> Softmax(axis=-1)     identity -> (no node)
     gelu -> z·(Erf(z·(1/√2)) + 1)·0.5 (exact; the Gelu operator is opset 20's)
-    silu -> z·Sigmoid(z)     elu -> Elu(alpha=1)
+    silu -> z·Sigmoid(z)     elu -> Relu(z) + (Exp(Min(z, 0)) − 1)
+
+onnxruntime has no float64 Erf (nor Gelu): a float64 gelu computes erf from
+elementary operators instead, to within a few ulps (see _erf_float64).
 
 A hidden layer with norm='layer' has LayerNormalization(axis=-1,
 epsilon=1e-5, scale γ, bias β) between its Gemm and its activation. Dropout is
@@ -31,6 +34,7 @@ runtimes from onnxruntime 1.12 on load it.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -48,7 +52,7 @@ BATCH = "batch"
 # backprop activation -> (ONNX op, attributes); identity adds no node.
 _OPS = {"relu": ("Relu", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.01}), "tanh": ("Tanh", {}),
         "sigmoid": ("Sigmoid", {}), "softmax": ("Softmax", {"axis": -1}), "exp": ("Exp", {}),
-        "elu": ("Elu", {"alpha": 1.0}), "identity": None}
+        "identity": None}
 # scikit-learn's activation names -> backprop's (out_activation_ 'exp' is the Poisson loss's).
 _SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                         "softmax": "softmax", "exp": "exp"}
@@ -72,6 +76,36 @@ def _producer_version():
     return __version__
 
 
+# erf(x) for float64 without an Erf operator: the series
+#   erf(x) = 2x/√π · e^(−x²) · Σ_n (2x²)^n / (1·3·…·(2n+1))     (all terms positive)
+# for |x| < 2.5, and 1 − erfc(x) with erfc's continued fraction
+#   erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
+# from 2.5 on; 40 terms each keep the error within 3 ulps on [0, ∞).
+_ERF_SPLIT = 2.5
+_ERF_TERMS = 40
+
+
+def _erf_float64(node, constant, x, prefix):
+    """Nodes computing erf(x) in float64 (see above); returns the output's name."""
+    absolute = node("Abs", [x])
+    near = node("Min", [absolute, constant(_ERF_SPLIT)])
+    y = node("Mul", [node("Mul", [near, near]), constant(2.0)])
+    series = constant(1.0 / math.prod(range(1, 2 * _ERF_TERMS + 2, 2)))
+    for n in range(_ERF_TERMS - 1, -1, -1):  # Horner in y = 2x², coefficients 1/(2n+1)!!
+        series = node("Add", [node("Mul", [series, y]), constant(1.0 / math.prod(range(1, 2 * n + 2, 2)))])
+    gauss_near = node("Exp", [node("Neg", [node("Mul", [near, near])])])
+    small = node("Mul", [node("Mul", [node("Mul", [near, constant(2.0 / math.sqrt(math.pi))]), gauss_near]), series])
+    far = node("Max", [absolute, constant(_ERF_SPLIT)])
+    fraction = far
+    for k in range(_ERF_TERMS, 0, -1):
+        fraction = node("Add", [far, node("Div", [constant(k / 2.0), fraction])])
+    gauss_far = node("Exp", [node("Neg", [node("Mul", [far, far])])])
+    erfc = node("Div", [node("Mul", [gauss_far, constant(1.0 / math.sqrt(math.pi))]), fraction])
+    large = node("Sub", [constant(1.0), erfc])
+    magnitude = node("Where", [node("Less", [absolute, constant(_ERF_SPLIT)]), small, large])
+    return node("Mul", [node("Sign", [x]), magnitude])
+
+
 def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
     """A checked ModelProto: Gemm + activation per layer, then the `tail` nodes.
 
@@ -85,9 +119,18 @@ def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
                  np.dtype(np.float64): onnx.TensorProto.DOUBLE}[np.dtype(dtype)]
     nodes, initializers = [], []
     current = INPUT_NAME
-    def constant(value, name):
+    counter = iter(range(1 << 30))
+
+    def constant(value, name=None):
+        name = name or f"c{next(counter)}"
         initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
+
+    def node(op, inputs, prefix="t", **attributes):
+        """One node with a fresh output name; returns that name."""
+        output = f"{prefix}{next(counter)}"
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
 
     for l, (parameters, activation) in enumerate(zip(layers, activations)):
         W, b = parameters[:2]
@@ -102,19 +145,17 @@ def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
                                           [f"u{l}"], name=f"layer_norm{l}", axis=-1, epsilon=1e-5))
             current = f"u{l}"
         if activation == "gelu":  # z·Φ(z) = z·(erf(z/√2) + 1)·½
-            steps = [("Mul", [current, constant(1.0 / np.sqrt(2.0), f"inv_sqrt2_{l}")]), ("Erf", []),
-                     ("Add", [None, constant(1.0, f"one{l}")]), ("Mul", [current, None]),
-                     ("Mul", [None, constant(0.5, f"half{l}")])]
-            previous = current
-            for k, (op, inputs) in enumerate(steps):
-                inputs = [previous if name is None else name for name in inputs] or [previous]
-                nodes.append(helper.make_node(op, inputs, [f"gelu{l}_{k}"], name=f"gelu{l}_{k}"))
-                previous = f"gelu{l}_{k}"
-            current = previous
+            x = node("Mul", [current, constant(1.0 / np.sqrt(2.0))], f"gelu{l}_")
+            erf = node("Erf", [x], f"gelu{l}_") if np.dtype(dtype) == np.float32 else \
+                _erf_float64(lambda op, inputs: node(op, inputs, f"gelu{l}_"), constant, x, f"gelu{l}_")
+            current = node("Mul", [node("Mul", [current, node("Add", [erf, constant(1.0)], f"gelu{l}_")], f"gelu{l}_"),
+                                   constant(0.5)], f"gelu{l}_")
         elif activation == "silu":  # z·σ(z)
-            nodes.append(helper.make_node("Sigmoid", [current], [f"sigmoid{l}"], name=f"silu{l}_sigmoid"))
-            nodes.append(helper.make_node("Mul", [current, f"sigmoid{l}"], [f"a{l}"], name=f"silu{l}"))
-            current = f"a{l}"
+            current = node("Mul", [current, node("Sigmoid", [current], f"silu{l}_")], f"silu{l}_")
+        elif activation == "elu":  # z for z > 0, e^z − 1 for z ≤ 0 (Elu has no float64 kernel in onnxruntime)
+            negative = node("Sub", [node("Exp", [node("Min", [current, constant(0.0)], f"elu{l}_")], f"elu{l}_"),
+                                    constant(1.0)], f"elu{l}_")
+            current = node("Add", [node("Relu", [current], f"elu{l}_"), negative], f"elu{l}_")
         elif activation == "leaky_relu" and np.dtype(dtype) == np.float64:
             # LeakyRelu's alpha is a float32 attribute (0.01 becomes 0.0099999998); PRelu takes
             # the slope as a float64 tensor, so the model computes exactly what backprop does.
