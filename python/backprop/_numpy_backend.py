@@ -193,9 +193,10 @@ class NumpyBackend:
     @np.errstate(all="ignore")
     def evaluate(self, params, X, labels=None, targets=None, weights=None):
         """(Σ w·loss, Σ w·correct, Σ w) over all rows of X, w = 1 without weights."""
-        out = self._forward_all(params, X, logits_out=True)[0][-1]
+        outs, caches = self._forward_all(params, X, logits_out=True)
+        out = outs[-1]
         Y = self._targets(labels, targets, out.shape[1])
-        losses, right, _ = self._output_loss(out, Y, labels)
+        losses, right, _ = self._output_loss(out, Y, labels, caches[-1]["u"])
         return self._weighted_sums(losses, right, weights)
 
     def _loss_and_gradients(self, params, X, labels, targets, weights, dropout_step=1):

@@ -89,10 +89,13 @@ def _erf_float64(node, constant, x, prefix):
     """Nodes computing erf(x) in float64 (see above); returns the output's name."""
     absolute = node("Abs", [x])
     near = node("Min", [absolute, constant(_ERF_SPLIT)])
-    y = node("Mul", [node("Mul", [near, near]), constant(2.0)])
-    series = constant(1.0 / math.prod(range(1, 2 * _ERF_TERMS + 2, 2)))
-    for n in range(_ERF_TERMS - 1, -1, -1):  # Horner in y = 2x², coefficients 1/(2n+1)!!
-        series = node("Add", [node("Mul", [series, y]), constant(1.0 / math.prod(range(1, 2 * n + 2, 2)))])
+    # Horner in t = 2x²/s ∈ [0, 1], s = 2·2.5², with coefficients s^n/(2n+1)!! (≥ 1e-17: onnxruntime's
+    # optimiser drops additions of constants that are zero in float32, as 1/(2n+1)!! would be).
+    scale = 2.0 * _ERF_SPLIT ** 2
+    t = node("Mul", [node("Mul", [near, near]), constant(2.0 / scale)])
+    series = constant(scale ** _ERF_TERMS / math.prod(range(1, 2 * _ERF_TERMS + 2, 2)))
+    for n in range(_ERF_TERMS - 1, -1, -1):
+        series = node("Add", [node("Mul", [series, t]), constant(scale ** n / math.prod(range(1, 2 * n + 2, 2)))])
     gauss_near = node("Exp", [node("Neg", [node("Mul", [near, near])])])
     small = node("Mul", [node("Mul", [node("Mul", [near, constant(2.0 / math.sqrt(math.pi))]), gauss_near]), series])
     far = node("Max", [absolute, constant(_ERF_SPLIT)])
