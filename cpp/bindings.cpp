@@ -339,8 +339,10 @@ class ScratchLease {
 // dtype of `params`.
 class Model {
  public:
-  Model(std::vector<Index> sizes, const std::vector<std::string>& activations, const std::string& loss)
-      : arch_(std::move(sizes), parse_activations(activations), loss_from_name(loss)) {}
+  Model(std::vector<Index> sizes, const std::vector<std::string>& activations, const std::string& loss,
+        std::vector<bool> norms, std::vector<double> dropout, std::uint64_t dropout_seed)
+      : arch_(std::move(sizes), parse_activations(activations), loss_from_name(loss), std::move(norms),
+              std::move(dropout), dropout_seed) {}
 
   Index n_params() const { return arch_.n_params(); }
 
@@ -385,7 +387,7 @@ class Model {
   }
 
   py::tuple gradients(py::array params, const py::array& X, const py::object& labels,
-                      const py::object& targets, const py::object& weights) const {
+                      const py::object& targets, const py::object& weights, std::uint64_t dropout_step) const {
     return dispatch(params, [&](auto tag) -> py::tuple {
       using T = decltype(tag);
       const T* p = flat_input<T>(params, "params", arch_.n_params());
@@ -400,7 +402,7 @@ class Model {
       bool completed;
       {
         GilRelease release;
-        completed = gradient(arch_, p, x, y, nullptr, x.rows, true, g, InterruptPoll(), *scratch, sums);
+        completed = gradient(arch_, p, x, y, nullptr, x.rows, true, g, InterruptPoll(), *scratch, sums, dropout_step);
       }
       if (!completed) throw py::error_already_set();
       const double inverse_total = inverse_weight(sums.weight_sum);
@@ -426,8 +428,9 @@ class Model {
       bool completed;
       {
         GilRelease release;
+        // distributed.fit refuses dropout (its masks would have to follow the global batch): step 1
         completed = gradient(arch_, p, x, y, index.data(), Index(index.size()), false, g, InterruptPoll(),
-                             *scratch, sums);
+                             *scratch, sums, 1);
       }
       if (!completed) throw py::error_already_set();
       return py::make_tuple(sums.loss_sum, sums.n_correct, sums.weight_sum);
@@ -535,12 +538,13 @@ class Model {
                                     std::int64_t step) const {
     OptimizerState<T> state;
     state.step = step;
-    if (config.kind == OptimizerKind::adam || config.momentum != 0.0) {
+    const bool adam = config.kind != OptimizerKind::sgd;
+    if (adam || config.momentum != 0.0) {
       if (first.is_none()) fail("this optimizer needs a first state buffer");
       py::array a = as_ndarray(first, "first");
       state.first = flat_buffer<T>(a, "first", arch_.n_params());
     }
-    if (config.kind == OptimizerKind::adam) {
+    if (adam) {
       if (second.is_none()) fail("Adam needs a second state buffer");
       py::array a = as_ndarray(second, "second");
       state.second = flat_buffer<T>(a, "second", arch_.n_params());
@@ -663,7 +667,8 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
 
   py::enum_<OptimizerKind>(m, "OptimizerKind", py::module_local())
       .value("sgd", OptimizerKind::sgd)
-      .value("adam", OptimizerKind::adam);
+      .value("adam", OptimizerKind::adam)
+      .value("adamw", OptimizerKind::adamw);
 
   py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
       .def(py::init<>())
@@ -675,6 +680,8 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def_readwrite("beta1", &OptimizerConfig::beta1)
       .def_readwrite("beta2", &OptimizerConfig::beta2)
       .def_readwrite("eps", &OptimizerConfig::eps)
+      .def_readwrite("clip_norm", &OptimizerConfig::clip_norm)
+      .def_readwrite("clip_value", &OptimizerConfig::clip_value)
       .def_readwrite("decay_per_batch_weight", &OptimizerConfig::decay_per_batch_weight)
       .def_readwrite("eps_before_bias_correction", &OptimizerConfig::eps_before_bias_correction);
 
@@ -682,8 +689,10 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
       .def_property_readonly("rows", &Dataset::rows);
 
   py::class_<Model>(m, "Model", py::module_local())
-      .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&>(), py::arg("sizes"),
-           py::arg("activations"), py::arg("loss"))
+      .def(py::init<std::vector<Index>, const std::vector<std::string>&, const std::string&, std::vector<bool>,
+                    std::vector<double>, std::uint64_t>(),
+           py::arg("sizes"), py::arg("activations"), py::arg("loss"), py::arg("norms") = std::vector<bool>{},
+           py::arg("dropout") = std::vector<double>{}, py::arg("dropout_seed") = 0)
       .def_property_readonly("n_params", &Model::n_params)
       .def("forward", &Model::forward, py::arg("params"), py::arg("X"),
            "A^(L) for every row of X: (n_samples, n_out).")
@@ -691,7 +700,7 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
            py::arg("targets") = py::none(), py::arg("weights") = py::none(),
            "(Σ w·loss, Σ w·correct classifications, Σ w), w = 1 without weights.")
       .def("gradients", &Model::gradients, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
-           py::arg("targets") = py::none(), py::arg("weights") = py::none(),
+           py::arg("targets") = py::none(), py::arg("weights") = py::none(), py::arg("dropout_step") = 1,
            "(weighted mean loss, flat gradient of the weighted mean loss, weighted fraction of right "
            "classifications).")
       .def("gradient_sum", &Model::gradient_sum, py::arg("params"), py::arg("data"), py::arg("rows"), py::arg("out"),

@@ -13,8 +13,18 @@ its layers' gradients stay within a small factor of each other.
 
     python examples/gradient_norms.py [--epochs 30] [--out gradient_norms.png]
 
+With ``--compare norm`` it draws the remedy instead: two networks of 16
+hidden tanh layers of 32 units (weights N(0, 0.1²), plain SGD, lr 0.05),
+without and with LayerNorm (norm="layer"). Without it the gradients vanish
+on the way back and the network does not learn; LayerNorm rescales each
+layer's pre-activations, so the error signal reaches the first layers and
+it trains.
+
+    python examples/gradient_norms.py --compare norm --out layer_norm_gradients.png
+
 The picture goes to the working directory unless --out names another path
-(the README's is docs/gradient_norms.png, made with the defaults).
+(the README's are docs/gradient_norms.png and docs/layer_norm_gradients.png,
+made with the defaults).
 
 Needs matplotlib (pip install "backprop-mlp[plot]").
 """
@@ -30,6 +40,7 @@ from backprop.datasets import load_digits
 from backprop.plotting import plot_grad_norms
 
 HIDDEN = [32] * 8
+DEEP = [32] * 16
 
 
 def train(activation, X_train, y_train, X_test, y_test, epochs, backend, seed=0):
@@ -39,11 +50,21 @@ def train(activation, X_train, y_train, X_test, y_test, epochs, backend, seed=0)
                    validation_data=(X_test, y_test), record_grad_norms=True)
 
 
+def train_deep(norm, X_train, y_train, X_test, y_test, epochs, backend, seed=0):
+    """A 64-(32×16)-10 tanh network, LayerNorm in every hidden layer or none; returns its History."""
+    net = bp.Network([X_train.shape[1], *DEEP, 10], activation="tanh", norm=norm, init="normal", init_std=0.1,
+                     backend=backend, seed=seed)
+    return net.fit(X_train, y_train, epochs=epochs, batch_size=32, optimizer=bp.SGD(lr=0.05),
+                   validation_data=(X_test, y_test), record_grad_norms=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", default="gradient_norms.png", help="where to save the picture")
     parser.add_argument("--backend", choices=["native", "numpy"], default="native")
+    parser.add_argument("--compare", choices=["activation", "norm"], default="activation",
+                        help="sigmoid against relu (8 layers), or tanh without and with LayerNorm (16 layers)")
     args = parser.parse_args(argv)
 
     from matplotlib.figure import Figure
@@ -52,18 +73,23 @@ def main(argv=None):
     X = X / 16.0
     order = np.random.default_rng(0).permutation(len(y))
     test, train_rows = order[:360], order[360:]
-    runs = {a: train(a, X[train_rows], y[train_rows], X[test], y[test], args.epochs, args.backend)
-            for a in ("sigmoid", "relu")}
+    data = (X[train_rows], y[train_rows], X[test], y[test], args.epochs, args.backend)
+    if args.compare == "norm":
+        runs = {"tanh": train_deep(None, *data), "tanh + LayerNorm": train_deep("layer", *data)}
+        shape = "16 hidden × 32"
+    else:
+        runs = {a: train(a, *data) for a in ("sigmoid", "relu")}
+        shape = "8 hidden × 32"
 
     figure = Figure(figsize=(15, 4.2), layout="constrained")
     axes = figure.subplots(1, 3)
     axes[0].sharey(axes[1])
     for ax, (activation, history) in zip(axes, runs.items()):
         # One legend is enough (same colours in both); the ReLU panel has room for it.
-        plot_grad_norms(history, ax=ax, title=f"{activation}: gradient norm per layer (8 hidden × 32)",
-                        legend=activation == "relu")
+        plot_grad_norms(history, ax=ax, title=f"{activation}: gradient norm per layer ({shape})",
+                        legend=activation == list(runs)[-1])
         norms = history.grad_norms[-1]
-        print(f"{activation:8s} last epoch: ‖∂R/∂W‖ layer 1 {norms[0]:.2e}, output layer {norms[-1]:.2e}; "
+        print(f"{activation:16s} last epoch: ‖∂R/∂W‖ layer 1 {norms[0]:.2e}, output layer {norms[-1]:.2e}; "
               f"test accuracy {history['val_accuracy'][-1]:.3f}")
     for activation, history in runs.items():
         axes[2].plot(history.epoch, history["val_accuracy"], label=activation)

@@ -35,14 +35,15 @@ def make_data(loss, n_samples, n_in, n_out, seed=0):
 
 
 def snapshot(net):
-    """Copies of every layer's parameters, to check that nothing changed."""
-    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    """Copies of every layer's parameters (W, b, and LayerNorm's γ, β or None), to check that nothing changed."""
+    return [tuple(None if a is None else a.copy() for a in (layer.W, layer.b, layer.gamma, layer.beta))
+            for layer in net.layers]
 
 
 def assert_unchanged(net, before):
-    for (W, b), layer in zip(before, net.layers):
-        np.testing.assert_array_equal(layer.W, W)
-        np.testing.assert_array_equal(layer.b, b)
+    for saved, layer in zip(before, net.layers):
+        for value, array in zip(saved, (layer.W, layer.b, layer.gamma, layer.beta)):
+            np.testing.assert_array_equal(array, value)
 
 
 # Why the PyTorch tests skip: the [test] extra leaves PyTorch out, since off this project's

@@ -133,6 +133,20 @@ def test_train_with_backup_resumes_a_killed_run(csv_file, tmp_path, capsys, monk
     assert not (backup / "backup.npz").exists()
 
 
+def test_train_with_regularization_equals_network_fit(csv_file, tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    assert cli.main(["train", "--data", str(csv_file), "--layers", "6,5", "--activation", "gelu", "--dropout", "0.2",
+                     "--norm", "layer", "--optimizer", "adamw", "--clip-norm", "1.0", "--batch-size", "7",
+                     "--epochs", "3", "--seed", "3", "--dtype", "float64", "--test-fraction", "0",
+                     "--save", str(path), "--progress", "off"]) == 0
+    out = capsys.readouterr().out
+    assert "LayerNorm, dropout 0.2" in out and "AdamW(" in out and "clip_norm=1.0" in out
+    X, y = bp.datasets.load_csv(csv_file)
+    net = bp.Network([4, 6, 5, 3], activation="gelu", dropout=0.2, norm="layer", dtype="float64", seed=3)
+    net.fit(X, y, epochs=3, batch_size=7, optimizer=bp.AdamW(clip_norm=1.0))
+    np.testing.assert_array_equal(bp.load(path).parameters(), net.parameters())
+
+
 def test_train_top_level_options_mean_train(capsys):
     assert cli.main(["--epochs", "1", "--layers", "none", "--progress", "off", "--threads", "1"]) == 0
     out = capsys.readouterr().out
@@ -282,6 +296,9 @@ def test_errors_in_a_subprocess(tmp_path, csv_file, model_file):
     (["train", "--dtype", "float16"], ["--dtype"]),
     (["train", "--backend", "cuda"], ["--backend"]),
     (["train", "--momentum", "1.5"], ["--momentum", "[0, 1)"]),
+    (["train", "--dropout", "1"], ["--dropout", "[0, 1)"]),
+    (["train", "--norm", "batch"], ["--norm"]),
+    (["train", "--clip-norm", "0"], ["--clip-norm", "> 0"]),
     (["train", "--optimizer", "adam", "--momentum", "0.9"], ["--momentum applies to --optimizer sgd only"]),
     (["frobnicate"], ["invalid choice"]),
     (["predict", "model.npz"], ["required"]),

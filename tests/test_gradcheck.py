@@ -12,11 +12,11 @@ import pytest
 import backprop as bp
 from conftest import make_data
 
-HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "silu", "elu"]
 # (output activation, loss): all pairings the API allows.
 PAIRINGS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"),
-            ("leaky_relu", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
-            ("exp", "poisson")]
+            ("leaky_relu", "mse"), ("gelu", "mse"), ("silu", "mse"), ("elu", "mse"), ("softmax", "cross_entropy"),
+            ("sigmoid", "binary_cross_entropy"), ("exp", "poisson")]
 CASES = ([(output, loss, None, 0) for output, loss in PAIRINGS]
          + [(output, loss, hidden, depth) for output, loss in PAIRINGS for hidden in HIDDEN for depth in (1, 3)])
 
@@ -61,6 +61,33 @@ def test_gradients_match_finite_differences(backend, output, loss, hidden, depth
     loss_value, grads = net.gradients(X, y)
     assert np.isclose(loss_value, net.evaluate(X, y)["loss"], rtol=1e-12)
     assert relative_error(grads, numeric_gradients(net, X, y)) < 1e-7
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("norm, dropout", [("layer", 0.0), (None, 0.4), ("layer", [0.3, 0.5])])
+def test_hidden_blocks_match_finite_differences(backend, hidden, norm, dropout):
+    """LayerNorm (γ, β included) and dropout with a fixed mask: the training loss of one step's masks
+    (gradients() draws those of the next step, the same for every call) against central differences."""
+    net = bp.Network([4, 6, 5, 3], activation=hidden, norm=norm, dropout=dropout, dtype="float64",
+                     backend=backend, seed=1)
+    rng = np.random.default_rng(2)
+    params = net.parameters()
+    params += rng.normal(scale=0.1, size=params.shape)  # γ ≠ 1, β ≠ 0, biases ≠ 0
+    X, y = make_data("cross_entropy", 9, 4, 3, seed=3)
+    loss, analytic = net.gradients(X, y, flat=True)
+    if not dropout:
+        assert loss == pytest.approx(net.evaluate(X, y)["loss"], rel=1e-12)
+    numeric = np.zeros_like(analytic)
+    h = 1e-6
+    for i in range(params.size):
+        saved = params[i]
+        params[i] = saved + h
+        plus = net.gradients(X, y)[0]
+        params[i] = saved - h
+        minus = net.gradients(X, y)[0]
+        params[i] = saved
+        numeric[i] = (plus - minus) / (2 * h)
+    assert np.linalg.norm(analytic - numeric) / np.linalg.norm(analytic + numeric) < 1e-7
 
 
 def test_cross_entropy_with_probability_targets(backend):

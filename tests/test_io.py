@@ -26,7 +26,7 @@ N = 16
 LOSSES = ["cross_entropy", "mse", "binary_cross_entropy", "poisson"]
 DTYPES = ["float32", "float64"]
 HEADER_KEYS = ["format", "format_version", "sizes", "activation", "output", "loss", "init", "init_std",
-               "dtype", "backend", "seed", "rng_state"]
+               "dtype", "backend", "seed", "rng_state", "dropout", "norm", "dropout_seed"]
 
 
 def trained(backend, loss="cross_entropy", dtype="float64", seed=7, **kwargs):
@@ -340,7 +340,7 @@ def test_header_missing_a_key(backend, key, tmp_path):
 @pytest.mark.parametrize("change", [
     _set("format", "backprop.Other"),
     _set("format", None),
-    _set("format_version", 2),
+    _set("format_version", 3),
     _set("format_version", 0),
     _set("format_version", "1"),
     _set("format_version", None),
@@ -641,3 +641,37 @@ def test_save_removes_temporaries_of_killed_writers_only(tmp_path):
         writing.kill()
         writing.wait()
         writing.stdout.close()
+
+
+# -- format versions and hidden blocks -------------------------------------------------------
+def test_norm_and_dropout_round_trip(backend, tmp_path):
+    net = bp.Network([4, 6, 5, 3], activation=["gelu", "silu"], norm="layer", dropout=[0.2, 0.1], dtype="float64",
+                     backend=backend, seed=5)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+    net.fit(X, y, epochs=2, batch_size=8, optimizer=bp.AdamW(lr=0.01))
+    net.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert (loaded.norm, loaded.dropout, loaded.dropout_seed) == ("layer", (0.2, 0.1), net.dropout_seed)
+    np.testing.assert_array_equal(loaded.parameters(), net.parameters())
+    np.testing.assert_array_equal(loaded.layers[1].gamma, net.layers[1].gamma)
+    np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+    # the same dropout masks: equal gradients at the same step
+    net.optimizer = None
+    np.testing.assert_array_equal(loaded.gradients(X, y, flat=True)[1], net.gradients(X, y, flat=True)[1])
+
+
+def test_version_1_files_still_load(backend, tmp_path):
+    # A version-1 file: the header without what version 2 added, and no gamma/beta arrays.
+    path = tampered(backend, tmp_path, lambda header, arrays: _as_version_1(header))
+    loaded = bp.load(path)
+    assert loaded.norm is None and loaded.dropout == (0.0,) and isinstance(loaded.dropout_seed, int)
+    reference = bp.Network(SIZES, activation="tanh", output="sigmoid", loss="mse", init="normal", init_std=0.5,
+                           dtype="float64", backend=backend, seed=3)
+    np.testing.assert_array_equal(loaded.parameters(), reference.parameters())
+
+
+def _as_version_1(header):
+    header["format_version"] = 1
+    for key in ("dropout", "norm", "dropout_seed"):
+        del header[key]

@@ -24,10 +24,14 @@ import backprop as bp
 
 TOL = {"float32": dict(rtol=1e-6, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
 BATCH_SIZES = (1, 3, 64, 257)
-HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
+HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "identity", "gelu", "silu", "elu"]
 # (output, loss) pairs a Network can have: softmax and sigmoid classifiers, and mse with any output.
 OUTPUTS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"), ("identity", "mse"),
-           ("relu", "mse"), ("leaky_relu", "mse"), ("tanh", "mse"), ("sigmoid", "mse")]
+           ("relu", "mse"), ("leaky_relu", "mse"), ("tanh", "mse"), ("sigmoid", "mse"), ("gelu", "mse"),
+           ("silu", "mse"), ("elu", "mse")]
+# onnxruntime's float64 LayerNormalization is not as exact as its other kernels (it differs from
+# the two-pass mean and variance by up to ~4e-12 relative on these layers): float64 rtol 1e-10 there.
+NORM_TOL = {"float32": TOL["float32"], "float64": dict(rtol=1e-10, atol=1e-12)}
 MISSING = ('is not installed, so the ONNX export tests cannot run: pip install "backprop-mlp[onnx]" onnxruntime '
            '(the [test] extra has both)')
 
@@ -66,6 +70,30 @@ def test_model_computes_forward(ort, hidden, output, loss, dtype, tmp_path):
         Y = run_model(ort, path, X)
         assert Y.dtype == net.dtype and Y.shape == (X.shape[0], 4)
         np.testing.assert_allclose(Y, net.forward(X), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hidden", ["gelu", "silu", "elu", "tanh"])
+def test_layer_norm_and_dropout_export_the_inference_map(onnx, ort, hidden, dtype, tmp_path):
+    net = bp.Network([6, 9, 8, 4], activation=hidden, norm="layer", dropout=[0.5, 0.2], dtype=dtype, seed=1)
+    net.parameters()[...] += np.random.default_rng(2).normal(scale=0.3, size=net.n_params).astype(dtype)
+    path = tmp_path / "net.onnx"
+    net.to_onnx(path)
+    ops = [node.op_type for node in onnx.load(os.fspath(path)).graph.node]
+    assert ops.count("LayerNormalization") == 2 and "Dropout" not in ops
+    for X in inputs(6, dtype):
+        np.testing.assert_allclose(run_model(ort, path, X), net.forward(X), **NORM_TOL[dtype])
+
+
+def test_float64_gelu_is_exact_over_its_range(ort, tmp_path):
+    """float64 erf from elementary operators (onnxruntime has no float64 Erf): within a few ulps of the
+    core from -40 to 40 (where gelu is small, the core's 1 + erf(z/√2) itself loses ~1e-16 absolute)."""
+    net = bp.Network([1, 1, 1], activation="gelu", output="identity", loss="mse", dtype="float64")
+    net.layers[0].W, net.layers[0].b = [[1.0]], [0.0]
+    net.layers[1].W, net.layers[1].b = [[1.0]], [0.0]
+    net.to_onnx(tmp_path / "gelu.onnx")
+    X = np.concatenate([np.linspace(-40, 40, 8001), [0.0, -0.0, 2.5 * np.sqrt(2), -2.5 * np.sqrt(2)]])[:, None]
+    np.testing.assert_allclose(run_model(ort, tmp_path / "gelu.onnx", X), net.forward(X), rtol=1e-14, atol=4e-15)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -85,6 +85,36 @@ def test_training_agrees(sizes, activation, output, loss, optimizer, dtype):
     assert reference.optimizer.step_count == native.optimizer.step_count == 4 * 10
 
 
+BLOCKS = [  # (hidden activations, norm, dropout)
+    (["gelu", "silu"], "layer", 0.0),
+    (["elu", "tanh"], None, [0.3, 0.1]),
+    (["relu", "gelu"], "layer", 0.25),
+]
+BLOCK_OPTIMIZERS = {"adamw-clip": lambda: bp.AdamW(lr=0.01, clip_norm=0.5),
+                    "momentum-clip": lambda: bp.SGD(lr=0.05, momentum=0.9, clip_value=0.01)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation, norm, dropout", BLOCKS)
+def test_hidden_blocks_agree(activation, norm, dropout, dtype):
+    """LayerNorm, dropout (the same masks: a pure function of seed, step, layer, row, unit) and the new
+    activations, over more rows than one core chunk; then training with AdamW and clipping."""
+    reference, native = (bp.Network([6, 9, 7, 3], activation=activation, norm=norm, dropout=dropout, dtype=dtype,
+                                     backend=b, seed=2) for b in ("numpy", "native"))
+    X, y = make_data("cross_entropy", 2100, 6, 3)
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(native.forward(X), reference.forward(X), rtol=rtol, atol=atol(dtype))
+    ref_loss, ref_grads = reference.gradients(X, y, flat=True)
+    nat_loss, nat_grads = native.gradients(X, y, flat=True)
+    assert nat_loss == pytest.approx(ref_loss, rel=rtol)
+    np.testing.assert_allclose(nat_grads, ref_grads, rtol=rtol, atol=atol(dtype))
+    for name, make in BLOCK_OPTIMIZERS.items():
+        for net in (reference, native):
+            net.fit(X[:200], y[:200], epochs=2, batch_size=32, optimizer=make())
+        tol = dict(rtol=1e-8, atol=1e-10) if dtype == "float64" else dict(rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(native.parameters(), reference.parameters(), err_msg=name, **tol)
+
+
 @pytest.mark.parametrize("batch_size", [1, 7, None])
 def test_batch_sizes_agree(batch_size):
     reference, native = pair([5, 6, 3], "tanh", "softmax", "cross_entropy", "float64", seed=3)

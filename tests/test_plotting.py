@@ -137,6 +137,18 @@ def test_gradient_norm_example_shows_vanishing_gradients(matplotlib, tmp_path, c
     assert "Saved" in capsys.readouterr().out
 
 
+def test_gradient_norm_example_shows_layer_norm_remedy(matplotlib, tmp_path, capsys):
+    module = runpy.run_path(str(REPO / "examples" / "gradient_norms.py"))
+    out = tmp_path / "layer_norm.png"
+    runs = module["main"](["--compare", "norm", "--epochs", "2", "--out", str(out)])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    plain, normed = runs["tanh"].grad_norms[-1], runs["tanh + LayerNorm"].grad_norms[-1]
+    # 16 tanh layers: the first gets a small fraction of the output layer's gradient, unless normalised.
+    assert plain[0] < 0.1 * plain[-1]
+    assert normed[0] > 0.5 * normed[-1]
+    assert runs["tanh + LayerNorm"]["val_accuracy"][-1] > runs["tanh"]["val_accuracy"][-1] + 0.2
+
+
 def test_gradient_norm_example_writes_to_the_working_directory(matplotlib, tmp_path, monkeypatch, capsys):
     # It used to overwrite the tracked docs/gradient_norms.png wherever it ran from.
     tracked = REPO / "docs" / "gradient_norms.png"
@@ -148,10 +160,11 @@ def test_gradient_norm_example_writes_to_the_working_directory(matplotlib, tmp_p
 
 
 def test_documentation_pictures_exist():
-    page = (REPO / "docs" / "getting-started.md").read_text()
-    for name in ("gradient_norms.png", "learning_curves.png"):
+    pages = {page.name: page.read_text() for page in (REPO / "docs").rglob("*.md")}
+    for name, page in (("gradient_norms.png", "getting-started.md"), ("learning_curves.png", "getting-started.md"),
+                       ("layer_norm_gradients.png", "regularization.md")):
         assert (REPO / "docs" / name).is_file()
-        assert f"]({name})" in page
+        assert f"]({name})" in pages[page] or f"](../{name})" in pages[page]
 
 
 def test_validation_every_other_epoch_is_drawn_at_its_epochs(matplotlib):

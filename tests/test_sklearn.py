@@ -389,8 +389,9 @@ def test_clone_keeps_parameters_only():
     est = MLPRegressor(hidden_layer_sizes=(3,), alpha=0.1, dtype="float32", backend="numpy", random_state=0)
     cloned = clone(est)
     assert cloned.get_params() == est.get_params()
-    assert set(MLPClassifier().get_params()) == set(sk_nn.MLPClassifier().get_params()) | {"dtype", "backend"}
-    assert set(MLPRegressor().get_params()) == set(sk_nn.MLPRegressor().get_params()) | {"dtype", "backend"}
+    extensions = {"dtype", "backend", "dropout"}
+    assert set(MLPClassifier().get_params()) == set(sk_nn.MLPClassifier().get_params()) | extensions
+    assert set(MLPRegressor().get_params()) == set(sk_nn.MLPRegressor().get_params()) | extensions
 
 
 @no_convergence_warning
@@ -400,7 +401,8 @@ def test_docstrings_and_their_examples():
     import backprop.sklearn
 
     for estimator_class in (MLPClassifier, MLPRegressor):
-        for section in ("Parameters", "Attributes", "Notes", "Examples", "learning_rate_init", "dtype", "backend"):
+        for section in ("Parameters", "Attributes", "Notes", "Examples", "learning_rate_init", "dtype", "backend",
+                        "dropout"):
             assert section in estimator_class.__doc__
     result = doctest.testmod(backprop.sklearn)
     assert result.attempted > 0 and result.failed == 0
@@ -517,3 +519,22 @@ def test_strings_are_refused_at_predict_as_scikit_learn_does(task):
         assert model.predict(X.astype(np.int64)).shape[0] == len(X)
     half = len(outcomes) // 2
     assert outcomes[:half] == outcomes[half:]
+
+
+@no_convergence_warning
+def test_dropout_extension():
+    """dropout=0.0 is the default (the parity tests check it keeps scikit-learn's results); a rate trains
+    with dropout, reproducibly from random_state, and predicts without it."""
+    X, y = load_iris(return_X_y=True)
+    kwargs = dict(hidden_layer_sizes=(16, 8), max_iter=30, random_state=0, backend="numpy")
+    plain = MLPClassifier(**kwargs).fit(X, y)
+    dropped = MLPClassifier(dropout=[0.3, 0.1], **kwargs).fit(X, y)
+    again = MLPClassifier(dropout=[0.3, 0.1], **kwargs).fit(X, y)
+    assert MLPClassifier().dropout == 0.0 and MLPRegressor().dropout == 0.0
+    assert dropped._net.dropout == (0.3, 0.1)
+    assert not np.array_equal(plain.coefs_[0], dropped.coefs_[0])
+    for a, b in zip(dropped.coefs_, again.coefs_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))  # inference is deterministic
+    with pytest.raises(ValueError, match="dropout"):
+        MLPRegressor(dropout=1.0).fit(X, y)

@@ -105,8 +105,18 @@ def test_from_torch_half_precision_weights(torch, nn):
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.Dropout(0.5), nn.Linear(4, 2)),
-     r"Dropout \(module 1\) is not supported"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.Mish(), nn.Linear(4, 2)),
+     r"Mish \(module 1\) is not supported"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2), nn.Dropout(0.5)),
+     "after hidden layers only"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.LayerNorm(4), nn.Linear(4, 2)),
+     "right after its Linear layer"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.LayerNorm(4, eps=1e-3), nn.Linear(4, 2)), "eps=1e-05"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.LayerNorm(4), nn.Linear(4, 3), nn.Linear(3, 2)),
+     "every hidden Linear or none"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.Dropout(0.5), nn.ReLU(), nn.Linear(4, 2)), "follows a Dropout"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.GELU(approximate="tanh")), "approximate 'none' only"),
+    (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.ELU(alpha=0.5)), "alpha 1.0 only"),
     (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3)), r"Conv2d \(module 0\) is not supported"),
     (lambda nn: nn.Sequential(nn.Linear(5, 4), nn.LeakyReLU(0.2), nn.Linear(4, 2)),
      r"LeakyReLU\(negative_slope=0.2\).*slope 0.01 only"),
@@ -121,7 +131,7 @@ def test_from_torch_half_precision_weights(torch, nn):
      "follows another activation"),
     (lambda nn: nn.Sequential(), "no Linear layer"),
     (lambda nn: nn.Sequential(nn.Identity()), "no Linear layer"),
-    (lambda nn: nn.Sequential(nn.Sequential(nn.Linear(5, 4), nn.GELU())), r"GELU \(module 0.1\)"),
+    (lambda nn: nn.Sequential(nn.Sequential(nn.Linear(5, 4), nn.Mish())), r"Mish \(module 0.1\)"),
 ])
 def test_from_torch_names_unsupported_modules(torch, nn, build, message):
     with pytest.raises(ValueError, match=message) as info:

@@ -34,7 +34,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 DTYPES = ["float32", "float64"]
-HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
+HIDDEN = ["relu", "leaky_relu", "tanh", "sigmoid", "identity", "gelu", "silu", "elu"]
 
 # Tolerances for one forward/backward pass. float64: both sides do the same
 # few products in double precision, differing only in summation order, so the
@@ -73,6 +73,9 @@ TORCH_ACTIVATION = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
+    "gelu": nn.GELU,  # exact, approximate='none'
+    "silu": nn.SiLU,
+    "elu": nn.ELU,  # alpha=1
 }
 
 # (loss, output activation, target kind) pairings that backprop allows:

@@ -23,7 +23,7 @@
                            const std::function<bool()>&, Scratch<T>&, LossStats&);                            \
   DECLARE bool gradient<T>(const Architecture&, const T*, const DataSource<T>&, const TargetSource<T>&,        \
                            const std::int64_t*, Index, bool, T*, const std::function<bool()>&, Scratch<T>&,   \
-                           LossStats&);                                                                       \
+                           LossStats&, std::uint64_t);                                                        \
   DECLARE EpochResult train_epoch<T>(const Architecture&, T*, const OptimizerConfig&, OptimizerState<T>&,      \
                                      const DataSource<T>&, const TargetSource<T>&, const std::int64_t*, Index, \
                                      Index, bool, const std::function<bool()>&, Scratch<T>&);                 \

@@ -56,9 +56,10 @@ struct LossStats {
 // loss_reads_logits(loss), else A^(L). On exit it holds A^(L). When `delta` is
 // given, column j receives δ_j^(L) · scale · w_j: with scale = 1/Σ_j w_j this is
 // the delta of the weighted mean loss R = Σ_j w_j L_j / Σ_j w_j (1/B unweighted).
+// `input` (n_out × B) holds Z^(L) for an output activation that needs_input.
 template <class T>
 LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
-                      const BatchTargets<T>& y, MatrixMap<T>* delta, T scale) {
+                      const BatchTargets<T>& y, MatrixMap<T>* delta, T scale, const T* input = nullptr) {
   LossStats stats;
   const Index n_out = out.rows(), B = out.cols();
   auto weight = [&](Index j) { return y.weights ? y.weights[j] : 1.0; };
@@ -69,7 +70,10 @@ LossStats output_loss(Loss loss, Activation out_act, MatrixMap<T>& out,
         stats.loss_sum += weight(j) * (0.5 * double((out.col(j) - Y.col(j)).squaredNorm()));
       if (delta) {
         delta->noalias() = (out - Y) * scale;
-        multiply_by_derivative(out_act, out, *delta);
+        if (input)
+          multiply_by_derivative(out_act, out, ConstMatrixMap<T>(input, n_out, B), *delta);
+        else
+          multiply_by_derivative(out_act, out, out, *delta);
       }
       break;
     }

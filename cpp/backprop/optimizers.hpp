@@ -1,6 +1,11 @@
 // Optimizer steps over the flat parameter buffer. Arithmetic follows
-// PyTorch's torch.optim.SGD and torch.optim.Adam (single-tensor path), so
-// results can be compared with it; weight decay is L2 on weights only.
+// PyTorch's torch.optim.SGD, torch.optim.Adam and torch.optim.AdamW
+// (single-tensor path), so results can be compared with it; weight decay is
+// on weights only (not biases, not LayerNorm's γ and β).
+//
+//   Clipping first, as torch.nn.utils.clip_grad_norm_ then clip_grad_value_:
+//     g ← g · min(1, c / (‖g‖₂ + 1e-6)), the norm over every parameter;
+//     g ← clamp(g, −v, v)
 //
 //   SGD (Sutskever et al. 2013 momentum, in PyTorch's form):
 //     g ← g + λw;  buf ← μ·buf + g;  w ← w − η·(nesterov ? g + μ·buf : buf)
@@ -8,12 +13,15 @@
 //   Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"):
 //     g ← g + λw;  m ← m + (1−β1)(g − m);  v ← β2·v + (1−β2)·g²
 //     w ← w − (η / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
+//   AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"):
+//     w ← w·(1 − ηλ), then the Adam step with g free of λ
 // The step counter t advances once per step of the whole network.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "architecture.hpp"
 #include "team.hpp"
@@ -21,7 +29,7 @@
 
 namespace backprop {
 
-enum class OptimizerKind { sgd, adam };
+enum class OptimizerKind { sgd, adam, adamw };
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::sgd;
@@ -29,7 +37,9 @@ struct OptimizerConfig {
   double weight_decay = 0.0;
   double momentum = 0.0;  // SGD
   bool nesterov = false;  // SGD
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam, AdamW
+  double clip_norm = 0.0;   // c of the global-norm clip; 0: none
+  double clip_value = 0.0;  // v of the elementwise clamp; 0: none
   // scikit-learn's conventions (its MLP estimators): the L2 gradient is
   // λ·w / Σ_batch w_j, i.e. the decay is divided by each batch's total weight
   // (its size when unweighted), and Adam adds eps to √v before the bias
@@ -57,18 +67,29 @@ struct StepBackup {
 
 namespace detail {
 
+// g ← clamp(g · scale, lo, hi), the clipped gradient (scale 1 and ±inf: g).
+// NaN passes through, so a step from a non-finite gradient is still refused.
+template <class T>
+struct Clip {
+  T scale = 1, lo = -std::numeric_limits<T>::infinity(), hi = std::numeric_limits<T>::infinity();
+  T operator()(T g) const {
+    const T x = g * scale;
+    return x < lo ? lo : (x > hi ? hi : x);
+  }
+};
+
 // Each kernel updates n entries in place, leaves the old w in g, the old
 // state in the backups, and returns a probe that is 0 when every new value is
 // finite and NaN otherwise (x·0 is NaN exactly for inf and NaN x).
 template <class T>
-T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig& c, T decay) {
+T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig& c, T decay, const Clip<T>& clip) {
   const T lr = T(c.lr), mu = T(c.momentum);
   T probe = 0;
   if (!buf) {
 #pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
       const T w_old = w[i];
-      const T w_new = w_old + (-lr) * (g_io[i] + decay * w_old);
+      const T w_new = w_old + (-lr) * (clip(g_io[i]) + decay * w_old);
       w[i] = w_new;
       g_io[i] = w_old;
       probe += w_new * T(0);
@@ -78,7 +99,7 @@ T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig&
 #pragma omp simd reduction(+ : probe)
     for (Index i = 0; i < n; ++i) {
       const T w_old = w[i], b_old = buf[i];
-      const T g = g_io[i] + decay * w_old;
+      const T g = clip(g_io[i]) + decay * w_old;
       const T b = b_old * mu + g;
       const T w_new = w_old + (-lr) * (nesterov ? g + mu * b : b);
       w[i] = w_new;
@@ -91,9 +112,11 @@ T sgd_segment(T* w, T* g_io, T* buf, T* buf_old, Index n, const OptimizerConfig&
   return probe;
 }
 
+// `keep` is AdamW's decoupled decay factor 1 − ηλ (1 for Adam and for
+// parameters without decay).
 template <class T>
 T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const OptimizerConfig& c, T decay,
-               std::int64_t t) {
+               T keep, std::int64_t t, const Clip<T>& clip) {
   const double bias_correction1 = 1.0 - std::pow(c.beta1, double(t));
   const double bias_correction2 = 1.0 - std::pow(c.beta2, double(t));
   const T neg_step_size = T(-c.lr / bias_correction1);
@@ -104,11 +127,11 @@ T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const Opt
 #pragma omp simd reduction(+ : probe)
   for (Index i = 0; i < n; ++i) {
     const T w_old = w[i], m_prev = m[i], v_prev = v[i];
-    const T g = g_io[i] + decay * w_old;
+    const T g = clip(g_io[i]) + decay * w_old;
     const T m_new = m_prev + one_minus_beta1 * (g - m_prev);
     const T v_new = v_prev * beta2 + one_minus_beta2 * g * g;
     const T denom = std::sqrt(v_new) / bias_correction2_sqrt + eps;
-    const T w_new = w_old + neg_step_size * (m_new / denom);
+    const T w_new = w_old * keep + neg_step_size * (m_new / denom);
     w[i] = w_new;
     m[i] = m_new;
     v[i] = v_new;
@@ -118,6 +141,24 @@ T adam_segment(T* w, T* g_io, T* m, T* v, T* m_old, T* v_old, Index n, const Opt
     probe += w_new * T(0) + m_new * T(0) + v_new * T(0);
   }
   return probe;
+}
+
+// The clipping of this step's gradient g (n entries). The norm is summed in
+// one fixed order, so the step does not depend on how a team splits it.
+template <class T>
+Clip<T> gradient_clip(const OptimizerConfig& c, const T* g, Index n) {
+  Clip<T> clip;
+  if (c.clip_norm > 0) {
+    double squares = 0.0;
+    for (Index i = 0; i < n; ++i) squares += double(g[i]) * double(g[i]);
+    const double coefficient = c.clip_norm / (std::sqrt(squares) + 1e-6);
+    clip.scale = coefficient < 1.0 ? T(coefficient) : std::isnan(coefficient) ? T(coefficient) : T(1);
+  }
+  if (c.clip_value > 0) {
+    clip.lo = T(-c.clip_value);
+    clip.hi = T(c.clip_value);
+  }
+  return clip;
 }
 
 }  // namespace detail
@@ -132,24 +173,31 @@ template <class T>
 bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
                     const StepBackup<T>& backup, T* params, T* grads, const Team& team, T* probes) {
   const std::int64_t t = state.step + 1;
-  const T decay = T(config.weight_decay);
+  const bool decoupled = config.kind == OptimizerKind::adamw;
+  const T decay = decoupled ? T(0) : T(config.weight_decay);
+  const T keep = decoupled ? T(1.0 - config.lr * config.weight_decay) : T(1);
+  const detail::Clip<T> clip = detail::gradient_clip(config, grads, arch.n_params());
   team.parallel([&](const Part& part) {
     T probe = 0;
     for (Index l = 0; l < arch.n_layers(); ++l) {
       const Index n_out = arch.n_out(l), r0 = part.begin(n_out), rows = part.count(n_out);
-      // This part's rows of W^(l) (with weight decay), then its entries of b^(l).
-      const Index segments[2][2] = {{arch.weight_offset(l) + r0 * arch.n_in(l), rows * arch.n_in(l)},
-                                    {arch.bias_offset(l) + r0, rows}};
-      for (int s = 0; s < 2; ++s) {
+      // This part's rows of W^(l) (with weight decay), then its entries of b^(l) (and γ^(l), β^(l)).
+      const Index gamma_at = arch.has_norm(l) ? arch.gamma_offset(l) : 0;
+      const Index segments[4][2] = {{arch.weight_offset(l) + r0 * arch.n_in(l), rows * arch.n_in(l)},
+                                    {arch.bias_offset(l) + r0, rows},
+                                    {gamma_at + r0, rows},
+                                    {gamma_at + n_out + r0, rows}};
+      for (int s = 0; s < (arch.has_norm(l) ? 4 : 2); ++s) {
         const Index at = segments[s][0], n = segments[s][1];
-        const T seg_decay = s == 0 ? decay : T(0);
+        const T seg_decay = s == 0 ? decay : T(0), seg_keep = s == 0 ? keep : T(1);
         if (config.kind == OptimizerKind::sgd) {
           T* buf = state.first ? state.first + at : nullptr;
           T* buf_old = state.first ? backup.first + at : nullptr;
-          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay);
+          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay, clip);
         } else {
           probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
-                                        backup.first + at, backup.second + at, n, config, seg_decay, t);
+                                        backup.first + at, backup.second + at, n, config, seg_decay, seg_keep, t,
+                                        clip);
         }
       }
     }

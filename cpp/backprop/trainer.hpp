@@ -131,6 +131,14 @@ bool evaluate(const Architecture& arch, const T* params, const DataSource<T>& X,
   return true;
 }
 
+// Z^(L) as the forward pass kept it, for an output activation whose
+// derivative needs it; else null.
+template <class T>
+const T* output_input(const Architecture& arch, Workspace<T>& ws) {
+  const Index L = arch.n_layers();
+  return arch.keeps_input(L - 1) ? ws.input_data(L - 1) : nullptr;
+}
+
 // Σ_i w_i over samples rows[0..n) (0..n when rows is null); n when unweighted.
 template <class T>
 double total_weight(const TargetSource<T>& y, const std::int64_t* rows, Index n) {
@@ -150,10 +158,12 @@ inline double inverse_weight(double weight_sum) { return weight_sum > 0.0 ? 1.0 
 // grads ← Σ w_i ∂L_i/∂θ, the weighted sum (what a data-parallel rank
 // contributes to its allreduce). Either way `sums` gets Σ w_i L_i,
 // Σ w_i right_i (right_i as in LossStats::n_correct) and Σ w_i.
+// A training pass: dropout draws the masks of step `dropout_step`, the k-th
+// of the rows at position k.
 template <class T>
 bool gradient(const Architecture& arch, const T* params, const DataSource<T>& X, const TargetSource<T>& y,
               const std::int64_t* rows, Index n, bool mean, T* grads, const std::function<bool()>& should_stop,
-              Scratch<T>& scratch, LossStats& sums) {
+              Scratch<T>& scratch, LossStats& sums, std::uint64_t dropout_step) {
   const Index capacity = std::min(kInferenceChunk, n);
   Workspace<T>& ws = scratch.workspace(arch, capacity);
   TargetBuffers<T>& target_buf = detail::target_buffers(scratch, y, capacity, arch.n_outputs());
@@ -169,13 +179,15 @@ bool gradient(const Architecture& arch, const T* params, const DataSource<T>& X,
     const auto batch = detail::gather_targets(y, index, first, B, target_buf);
     run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, first, B, ws, team);
-      forward_pass(arch, params, input, ws, true, team);
+      const DropoutPass dropout{dropout_step, first};
+      forward_pass(arch, params, input, ws, true, team, &dropout);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
+      const LossStats stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale,
+                                          output_input(arch, ws));
       sums.loss_sum += stats.loss_sum;
       sums.n_correct += stats.n_correct;
-      backward_pass(arch, params, input, ws, grads, first > 0, team);
+      backward_pass(arch, params, input, ws, grads, first > 0, team, true);
     });
     if (first + B < n && should_stop()) return false;
   }
@@ -251,13 +263,15 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
     bool loss_finite = true, update_finite = true;
     run_team(3.0 * double(B) * arch.macs_per_sample(), team_cap, [&](const Team& team) {
       const ConstMatrixMap<T> input = detail::batch_input(X, index, 0, B, ws, team);
-      forward_pass(arch, params, input, ws, true, team);
+      // Dropout draws the masks of the step this batch leads to.
+      const DropoutPass dropout{static_cast<std::uint64_t>(state.step + 1), 0};
+      forward_pass(arch, params, input, ws, true, team, &dropout);
       MatrixMap<T> out = ws.activation(L, B);
       MatrixMap<T> delta = ws.delta(L, B);
-      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale);
+      stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale, output_input(arch, ws));
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
-      backward_pass(arch, params, input, ws, grads, false, team);
+      backward_pass(arch, params, input, ws, grads, false, team, true);
       if (record_grad_norms)  // before the step overwrites the gradients
         for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads, l).norm());
       update_finite = optimizer_step(arch, step_config, state, backup, params, grads, team, probes);

@@ -12,11 +12,11 @@ from . import callbacks, distributed
 from ._threads import get_num_threads, set_num_threads
 from .history import History
 from .network import Dense, Network, load
-from .optim import SGD, Adam, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Dense", "History", "SGD", "Adam", "Optimizer", "load", "callbacks", "distributed",
+__all__ = ["Network", "Dense", "History", "SGD", "Adam", "AdamW", "Optimizer", "load", "callbacks", "distributed",
            "build_info", "set_num_threads", "get_num_threads", "__version__"]
 
 

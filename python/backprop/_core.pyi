@@ -23,6 +23,7 @@ class OptimizerKind:
 
     sgd: ClassVar[OptimizerKind]
     adam: ClassVar[OptimizerKind]
+    adamw: ClassVar[OptimizerKind]
     __members__: ClassVar[dict[str, OptimizerKind]]
     def __init__(self, value: int) -> None: ...
     def __eq__(self, other: object) -> bool: ...
@@ -48,6 +49,8 @@ class OptimizerConfig:
     eps: float
     decay_per_batch_weight: bool  # scikit-learn's convention: decay divided by the batch's weight
     eps_before_bias_correction: bool  # scikit-learn's Adam: eps added before the bias correction
+    clip_norm: float  # 0: no clipping
+    clip_value: float  # 0: no clamping
     def __init__(self) -> None: ...
 
 class _EpochResult(TypedDict):
@@ -70,7 +73,15 @@ class Dataset:
 class Model:
     """The core for one network shape; the scalar type follows each call's params."""
 
-    def __init__(self, sizes: Sequence[int], activations: Sequence[str], loss: str) -> None: ...
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activations: Sequence[str],
+        loss: str,
+        norms: Sequence[bool] = ...,
+        dropout: Sequence[float] = ...,
+        dropout_seed: int = 0,
+    ) -> None: ...
     @property
     def n_params(self) -> int: ...
     def forward(self, params: _FloatArray, X: _FloatArray) -> _FloatArray:
@@ -91,6 +102,7 @@ class Model:
         labels: Optional[_IndexArray] = None,
         targets: Optional[_FloatArray] = None,
         weights: Optional[npt.NDArray[np.float64]] = None,
+        dropout_step: int = 1,
     ) -> tuple[float, _FloatArray, float]:
         """(weighted mean loss, flat gradient of the weighted mean loss, weighted fraction of right
         classifications)."""

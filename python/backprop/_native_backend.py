@@ -32,7 +32,9 @@ def _config(optimizer):
     """The core's OptimizerConfig for `optimizer`: its hyper-parameters under the same names."""
     config = _core.OptimizerConfig()
     settings = optimizer.get_config()
-    sklearn = settings.pop("convention") == "sklearn"
+    sklearn = settings.pop("convention", "pytorch") == "sklearn"
+    for name in ("clip_norm", "clip_value"):  # the core's 0 is "no clipping"
+        settings[name] = settings[name] or 0.0
     config.kind = getattr(_core.OptimizerKind, optimizer.kind)
     for name, value in settings.items():
         setattr(config, name, value)
@@ -46,10 +48,14 @@ class NativeBackend:
 
     name = "native"
 
-    def __init__(self, sizes, activations, loss, dtype):
-        self.layout = Layout(sizes)
+    def __init__(self, sizes, activations, loss, dtype, norms=None, dropout=None, dropout_seed=0):
+        self.layout = Layout(sizes, norms)
         self.dtype = np.dtype(dtype)
-        self.model = _core.Model(list(sizes), list(activations), loss)
+        n_hidden = len(sizes) - 2
+        self.model = _core.Model(list(sizes), list(activations), loss,
+                                 [bool(v) for v in norms] if norms is not None else [False] * n_hidden,
+                                 [float(p) for p in dropout] if dropout is not None else [0.0] * n_hidden,
+                                 int(dropout_seed))
 
     def forward(self, params, X):
         return self.model.forward(params, _aligned(X, self.dtype))
@@ -58,9 +64,9 @@ class NativeBackend:
         return self.model.evaluate(params, _aligned(X, self.dtype), _labels(labels),
                                    _aligned(targets, self.dtype), _weights(weights))
 
-    def gradients(self, params, X, labels=None, targets=None, weights=None):
+    def gradients(self, params, X, labels=None, targets=None, weights=None, dropout_step=1):
         return self.model.gradients(params, _aligned(X, self.dtype), _labels(labels),
-                                    _aligned(targets, self.dtype), _weights(weights))
+                                    _aligned(targets, self.dtype), _weights(weights), int(dropout_step))
 
     def prepare(self, X, labels=None, targets=None, weights=None):
         """The training data, checked once by the core; see NumpyBackend.prepare."""

@@ -1,10 +1,15 @@
 """Model files: .npz archives of the parameters plus a JSON header.
 
-Layout of a file (format version 1):
+Layout of a file (format version 2):
   header   0-d unicode array, JSON: format, format_version, the constructor
            arguments (sizes, activation, output, loss, init, init_std, dtype,
-           backend, seed) and the state of the network's random generator
+           backend, seed, dropout, norm), dropout_seed and the state of the
+           network's random generator
   W0, b0, W1, b1, ...   the parameters, (n_out, n_in) and (n_out,)
+  gamma0, beta0, ...    LayerNorm's gain and shift (n_out,) of each normalised layer
+
+Version 1 files (written before dropout and LayerNorm existed: the same
+without dropout, norm, dropout_seed and gamma/beta) still load.
 
 Files are written atomically: into a temporary file beside the target, renamed
 over it when complete. Reading trusts nothing the archive declares: the JSON
@@ -31,9 +36,12 @@ import numpy as np
 from . import _npz
 
 FORMAT = "backprop.Network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_KEYS = ("sizes", "activation", "output", "loss", "init", "init_std", "dtype", "backend", "seed",
                "rng_state")
+# What version 2 added to the header; version 1 files lack them (no dropout, no norm).
+HEADER_KEYS_2 = ("dropout", "norm", "dropout_seed")
+READ_VERSIONS = (1, 2)
 # A header holds a few hundred characters (more with long per-layer lists).
 MAX_HEADER_CHARS = 1 << 20
 
@@ -60,10 +68,12 @@ def save(network, path):
     """
     path = os.path.realpath(_as_path(path))
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **network._config(),
-              "rng_state": network.rng.bit_generator.state}
+              "dropout_seed": network.dropout_seed, "rng_state": network.rng.bit_generator.state}
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(network.layers):
         arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
+        if layer.gamma is not None:
+            arrays[f"gamma{l}"], arrays[f"beta{l}"] = layer.gamma, layer.beta
     write_atomically(path, lambda file: np.savez(file, **arrays), suffix=".npz.tmp")
 
 
@@ -211,10 +221,10 @@ def _read_header(path, archive, members):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _invalid(path, f"its header does not name the format {FORMAT!r}")
     version = header.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READ_VERSIONS:
         raise _invalid(path, f"format version {version!r} is not supported "
-                             f"(this backprop reads version {FORMAT_VERSION})")
-    missing = [key for key in HEADER_KEYS if key not in header]
+                             f"(this backprop reads versions {', '.join(map(str, READ_VERSIONS))})")
+    missing = [key for key in HEADER_KEYS + (HEADER_KEYS_2 if version >= 2 else ()) if key not in header]
     if missing:
         raise _invalid(path, f"its header lacks {', '.join(missing)}")
     return header
@@ -227,9 +237,12 @@ def _expected_arrays(path, header):
         raise _invalid(path, f"its header's sizes {sizes!r} are not a list of positive integers")
     if header["dtype"] not in ("float32", "float64"):
         raise _invalid(path, f"its header's dtype {header['dtype']!r} is not 'float32' or 'float64'")
+    norm = header.get("norm")
     expected = {}
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         expected[f"W{l}"], expected[f"b{l}"] = (n_out, n_in), (n_out,)
+        if norm is not None and l < len(sizes) - 2:
+            expected[f"gamma{l}"], expected[f"beta{l}"] = (n_out,), (n_out,)
     return expected, np.dtype(header["dtype"])
 
 
@@ -266,11 +279,14 @@ def _load(path, archive, file_size, network_class, backend):
                 found_shape, _, found_dtype = _npz.npy_header(name, stream)
         _accept_parameter(path, name, shape, dtype)(found_shape, found_dtype)
 
-    config = {key: header[key] for key in HEADER_KEYS if key != "rng_state"}
+    config = {key: header[key] for key in HEADER_KEYS + HEADER_KEYS_2 if key in header and key != "rng_state"}
+    dropout_seed = config.pop("dropout_seed", None)
     if backend is not None:
         config["backend"] = backend
     try:
         network = network_class(**config)
+        if dropout_seed is not None:
+            network._set_dropout_seed(dropout_seed)
     except (TypeError, ValueError) as error:
         raise _invalid(path, f"its header describes no valid network ({error})") from None
     try:
@@ -278,7 +294,10 @@ def _load(path, archive, file_size, network_class, backend):
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise _invalid(path, f"its random generator state is malformed ({error})") from None
     for l, layer in enumerate(network.layers):  # a new network: a refusal half-way leaves nothing behind
-        for name, target in ((f"W{l}", layer.W), (f"b{l}", layer.b)):
+        stored = [(f"W{l}", layer.W), (f"b{l}", layer.b)]
+        if layer.gamma is not None:
+            stored += [(f"gamma{l}", layer.gamma), (f"beta{l}", layer.beta)]
+        for name, target in stored:
             array = _checked_member(path, archive, name, members[name],
                                     _accept_parameter(path, name, target.shape, dtype))
             if not np.isfinite(array).all():

@@ -38,7 +38,9 @@ from ._validation import holds_whole_numbers
 
 __all__ = ["main", "build_parser", "load_data", "Dataset"]
 
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+# Weight decay when --weight-decay is not given: L2 off, AdamW's decoupled decay at PyTorch's default.
+DEFAULT_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 1e-2}
 
 
 class CLIError(Exception):
@@ -287,18 +289,23 @@ def _train(args, comm):
         held_out = "none held out"
 
     net = bp.Network([X.shape[1], *args.layers, n_out], activation=args.activation, loss=loss,
-                     dtype=args.dtype, backend=args.backend, seed=args.seed)
+                     dtype=args.dtype, backend=args.backend, seed=args.seed, dropout=args.dropout, norm=args.norm)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    weight_decay = args.weight_decay if args.weight_decay is not None else DEFAULT_WEIGHT_DECAY[args.optimizer]
+    clipping = dict(clip_norm=args.clip_norm, clip_value=args.clip_value)
     if args.optimizer == "sgd":
         momentum = 0.9 if args.momentum is None else args.momentum
-        optimizer = bp.SGD(lr=lr, momentum=momentum, weight_decay=args.weight_decay)
+        optimizer = bp.SGD(lr=lr, momentum=momentum, weight_decay=weight_decay, **clipping)
+    elif args.optimizer == "adamw":
+        optimizer = bp.AdamW(lr=lr, weight_decay=weight_decay, **clipping)
     else:
-        optimizer = bp.Adam(lr=lr, weight_decay=args.weight_decay)
+        optimizer = bp.Adam(lr=lr, weight_decay=weight_decay, **clipping)
 
     classes = f", {n_out} classes" if loss == "cross_entropy" else ""
     print(f"Data: {data.name}, {len(X_train):,} training samples of {X.shape[1]} features{classes}; {held_out}")
     print(f"Network: {' -> '.join(map(str, net.sizes))}, {'/'.join(dict.fromkeys(net.activations))}, "
-          f"loss {net.loss}, {net.n_params:,} parameters, {net.dtype.name}, backend {net.backend}")
+          f"loss {net.loss}, {net.n_params:,} parameters, {net.dtype.name}, backend {net.backend}"
+          + (", LayerNorm" if net.norm else "") + (f", dropout {args.dropout:g}" if args.dropout else ""))
     parallel = "" if comm is None else f", data-parallel on {comm.Get_size()} processes"
     print(f"Training: {optimizer!r}, batch size {args.batch_size}, {args.epochs} epochs, seed {args.seed}"
           f"{parallel}", flush=True)
@@ -441,7 +448,7 @@ def _cmd_bench(args):
 def build_parser(prog="backprop"):
     """The argparse parser of the tool (exposed for documentation and tests)."""
     import backprop as bp
-    from ._architecture import LOSSES
+    from ._architecture import LOSSES, NORMS
     from .network import BACKENDS, DTYPES
     from .progress import KINDS
 
@@ -460,14 +467,23 @@ def build_parser(prog="backprop"):
     train.add_argument("--layers", type=_layers, default=[64],
                        help="hidden-layer widths, e.g. 256,128 ('none': no hidden layer; default 64)")
     train.add_argument("--activation", type=_activation, default="relu",
-                       help="hidden activation: relu, leaky_relu, tanh, sigmoid, identity (or one per layer)")
+                       help="hidden activation: relu, leaky_relu, tanh, sigmoid, identity, gelu, silu, elu "
+                            "(or one per layer)")
+    train.add_argument("--dropout", type=_fraction, default=0.0,
+                       help="dropout rate after every hidden layer while training (default 0: none)")
+    train.add_argument("--norm", choices=NORMS, default=None, help="layer: LayerNorm in every hidden layer")
     train.add_argument("--loss", choices=("auto",) + LOSSES, default="auto",
                        help="default: cross_entropy for whole-number labels, else mse")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
     train.add_argument("--lr", type=_positive_float, default=None,
                        help=f"learning rate (default {DEFAULT_LR['sgd']} for sgd, {DEFAULT_LR['adam']} for adam)")
     train.add_argument("--momentum", type=_fraction, default=None, help="SGD momentum (default 0.9)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 penalty on weights")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=None,
+                       help="L2 penalty on weights; with adamw its decoupled decay (default 0, adamw 0.01)")
+    train.add_argument("--clip-norm", type=_positive_float, default=None,
+                       help="scale each batch gradient to a global L2 norm of at most this")
+    train.add_argument("--clip-value", type=_positive_float, default=None,
+                       help="clamp each batch gradient entry to [-v, v]")
     train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--epochs", type=_positive_int, default=20)
     train.add_argument("--seed", type=_non_negative_int, default=0,

@@ -237,6 +237,9 @@ class _Plan:
                  validation_data, validation_split, validation_freq, sharded, record_grad_norms, verbose, callbacks):
         if not isinstance(net, Network):
             raise TypeError(f"net must be a backprop.Network, got {type(net).__name__}")
+        if any(rate > 0 for rate in net.dropout):
+            raise ValueError("backprop.distributed.fit does not support dropout yet: each rank's masks would have "
+                             "to follow its samples' positions in the global batch")
         self.sharded = check_bool("sharded", sharded)
         self.X, self.y, self.weights = _check_data(net, X, y, sample_weight, self.sharded)
         self.n_train = self.X.shape[0]

@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from . import _serialization
-from ._architecture import INITS, check_hidden_activation, output_and_loss
+from ._architecture import INITS, check_hidden_activation, hidden_blocks, output_and_loss
 from ._layout import Layout
 from ._training import (EpochLoop, LocalSteps, SparseSteps, check_class_weight, nonfinite_message, split_point,
                         split_validation, validation_schedule)
@@ -39,7 +39,8 @@ def _check_dtype(dtype):
     return np.dtype(name)
 
 
-def _make_backend(name, sizes, activations, loss, dtype):
+def _make_backend(name, sizes, activations, loss, dtype, blocks):
+    """The backend `name` for this architecture; `blocks` is (norms, dropout rates, dropout seed)."""
     if name == "native":
         try:
             from ._native_backend import NativeBackend
@@ -48,28 +49,45 @@ def _make_backend(name, sizes, activations, loss, dtype):
             warnings.warn(f"backprop's compiled core could not be imported ({error}); "
                           f"using the NumPy backend instead. {advice}", RuntimeWarning, stacklevel=3)
         else:
-            return NativeBackend(sizes, activations, loss, dtype)
+            return NativeBackend(sizes, activations, loss, dtype, *blocks)
     from ._numpy_backend import NumpyBackend
-    return NumpyBackend(sizes, activations, loss, dtype)
+    return NumpyBackend(sizes, activations, loss, dtype, *blocks)
+
+
+def _norm_parameter(attribute, what):
+    """A Dense property for LayerNorm's `attribute` (gamma or beta): None without LayerNorm."""
+    def get(self):
+        return getattr(self, "_" + attribute)
+
+    def set(self, value):
+        if get(self) is None:
+            raise AttributeError(f"layers[{self.index}] has no LayerNorm (build the network with norm='layer')")
+        self._assign(get(self), value, attribute)
+    return property(get, set, doc=f"LayerNorm's {what}, (n_out,), or None for a layer without LayerNorm.")
 
 
 class Dense:
-    """One dense layer of a Network: z = W·a_prev + b, a = activation(z).
+    """One dense layer of a Network: z = W·a_prev + b, [u = LayerNorm(z)], a = activation(u), [dropout].
 
     ``W`` (n_out, n_in) and ``b`` (n_out,) are views of the network's
     parameters: writing into them (``layer.W[...] = x``) or assigning them
     (``layer.W = x``, same shape, converted to the network's dtype) changes
-    what the network computes.
+    what the network computes. A normalised hidden layer also has ``gamma``
+    and ``beta`` (n_out,), LayerNorm's gain and shift (None otherwise);
+    ``dropout`` is the layer's dropout rate (0 for none).
     """
 
-    def __init__(self, index, activation, W, b):
+    def __init__(self, index, activation, W, b, norm=None, dropout=0.0):
         self.index = index
         self.activation = activation
         self._W, self._b = W, b
+        self._gamma, self._beta = norm if norm is not None else (None, None)
+        self.dropout = dropout
 
     n_in = property(lambda self: self._W.shape[1], doc="Number of inputs.")
     n_out = property(lambda self: self._W.shape[0], doc="Number of outputs (units).")
-    n_params = property(lambda self: self._W.size + self._b.size, doc="Number of weights and biases.")
+    n_params = property(lambda self: self._W.size + self._b.size + (0 if self._gamma is None else 2 * self._b.size),
+                        doc="Number of weights, biases (and LayerNorm gains and shifts).")
 
     @property
     def W(self):
@@ -89,6 +107,9 @@ class Dense:
     def b(self, value):
         self._assign(self._b, value, "b")
 
+    gamma = _norm_parameter("gamma", "gain γ")
+    beta = _norm_parameter("beta", "shift β")
+
     def _assign(self, target, value, attribute):
         name = f"layers[{self.index}].{attribute}"
         array = np.asarray(value)
@@ -99,7 +120,9 @@ class Dense:
         target[...] = convert_finite(name, array, target.dtype)
 
     def __repr__(self):
-        return f"Dense({self.n_in} -> {self.n_out}, activation={self.activation!r})"
+        extras = (", norm='layer'" if self._gamma is not None else "") + \
+            (f", dropout={self.dropout!r}" if self.dropout else "")
+        return f"Dense({self.n_in} -> {self.n_out}, activation={self.activation!r}{extras})"
 
 
 class Network:
@@ -111,7 +134,8 @@ class Network:
         Layer widths n_0 (features), n_1, ..., n_L (outputs); at least two.
     activation : str or sequence of str
         Hidden-layer activation, one for all or one per hidden layer:
-        'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'identity'.
+        'relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity', 'gelu' (exact,
+        z·Φ(z), as torch.nn.GELU()), 'silu' (z·σ(z)) or 'elu' (α = 1).
     output : str, optional
         Output activation; with `loss` unset, 'softmax' implies cross_entropy,
         'sigmoid' binary_cross_entropy, 'exp' poisson and anything else mse.
@@ -137,10 +161,24 @@ class Network:
     seed : int, optional
         Seeds ``numpy.random.default_rng``, which draws the initial weights and
         then the shuffling order of every epoch: same seed, same training.
+    dropout : float or sequence of float, each in [0, 1)
+        Inverted dropout after each hidden layer's activation (one rate for
+        all, or one per hidden layer; never after the output), active in
+        training passes only (fit, train_on_batch, gradients). Its masks are a
+        pure function of ``dropout_seed``, the optimizer's step, the layer and
+        the element, so training is reproducible for any thread count.
+    norm : None or 'layer'
+        'layer': LayerNorm over each hidden layer's units, per sample, between
+        the affine map and the activation (torch.nn.LayerNorm, ε = 1e-5,
+        learnable gain γ = 1 and shift β = 0 to start).
+
+    A hidden layer is the block z = W·a + b → [LayerNorm] → activation →
+    [dropout]. ``dropout_seed`` (saved with the model) is drawn from the
+    seed's SeedSequence at construction, without disturbing ``rng``.
     """
 
     def __init__(self, sizes, activation="relu", output=None, loss=None, init=None, init_std=0.01,
-                 dtype="float32", backend="native", seed=None):
+                 dtype="float32", backend="native", seed=None, dropout=0.0, norm=None):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {type(sizes).__name__}")
         sizes = tuple(check_int(f"sizes[{i}]", n, minimum=1) for i, n in enumerate(sizes))
@@ -161,6 +199,7 @@ class Network:
             raise TypeError(f"activation must be a string or a list of strings, got {type(activation).__name__}")
 
         output, loss = output_and_loss(output, loss)
+        norms, rates = hidden_blocks(n_hidden, norm, dropout)
 
         if init is None:
             init = "he" if all(a in ("relu", "leaky_relu") for a in hidden) else "xavier"
@@ -180,16 +219,39 @@ class Network:
         self.init_std = init_std
         self.dtype = dtype
         self.seed = seed
-        self._layout = Layout(sizes)
+        self.norm = norm
+        self.dropout = rates
+        self._layout = Layout(sizes, norms)
         self._params = np.zeros(self._layout.n_params, dtype)
         self._rng = np.random.default_rng(seed)
+        # Its own word of the generator's SeedSequence: the weights and orders stay those of `seed`.
+        self.dropout_seed = int(self._rng.bit_generator.seed_seq.spawn(1)[0].generate_state(1, np.uint64)[0])
         self._initialise()
-        self.layers = [Dense(l, self.activations[l], W, b)
-                       for l, (W, b) in enumerate(self._layout.views(self._params))]
-        self._backend = _make_backend(backend, sizes, self.activations, loss, dtype)
+        self._make_layers()
+        self._backend = _make_backend(backend, sizes, self.activations, loss, dtype, self._blocks())
         self.optimizer = None
         self.history = None
         self.stop_training = False
+
+    def _set_dropout_seed(self, seed):
+        """Use `seed` (an integer in [0, 2**64)) as the key of dropout's masks, e.g. a loaded model's."""
+        seed = check_int("dropout_seed", seed, minimum=0)
+        if seed >= 2**64:
+            raise ValueError(f"dropout_seed must be below 2**64, got {seed}")
+        self.dropout_seed = seed
+        self._backend = _make_backend(self.backend, self.sizes, self.activations, self.loss, self.dtype,
+                                      self._blocks())
+
+    def _blocks(self):
+        """(norms, dropout rates, dropout seed): what a backend needs beyond sizes and activations."""
+        return self._layout.norms[:-1], self.dropout, self.dropout_seed
+
+    def _make_layers(self):
+        """The Dense views of the flat parameters."""
+        norms = self._layout.norm_views(self._params)
+        rates = self.dropout + (0.0,)
+        self.layers = [Dense(l, self.activations[l], W, b, norms[l], rates[l])
+                       for l, (W, b) in enumerate(self._layout.views(self._params))]
 
     @property
     def rng(self):
@@ -209,7 +271,8 @@ class Network:
     def parameters(self):
         """All weights and biases as one writable 1-D array, the network's own storage.
 
-        Layout: [W^(1) (n_1 × n_0, C order), b^(1), W^(2), b^(2), ...], the
+        Layout: [W^(1) (n_1 × n_0, C order), b^(1), [γ^(1), β^(1)], W^(2),
+        b^(2), ...] (γ, β only for LayerNorm layers), the
         layout of the core, of ``gradients(..., flat=True)`` and of the
         optimizers' state. Writing into it changes the network (every
         layer's ``W`` and ``b`` is a view of it); keep a ``.copy()`` to save
@@ -230,6 +293,9 @@ class Network:
             else:
                 draw = self._rng.normal(0.0, self.init_std, size=(n_out, n_in))
             W[...] = draw
+        for norm in self._layout.norm_views(self._params):
+            if norm is not None:
+                norm[0][...] = 1  # γ = 1, β = 0: LayerNorm starts as plain normalisation
 
     # -- description ----------------------------------------------------------
     @property
@@ -239,7 +305,7 @@ class Network:
 
     @property
     def n_params(self):
-        """Total number of weights and biases."""
+        """Total number of weights, biases, and LayerNorm gains and shifts."""
         return self._layout.n_params
 
     @property
@@ -247,9 +313,11 @@ class Network:
         return self.loss in ("cross_entropy", "binary_cross_entropy")
 
     def __repr__(self):
+        extras = (f", norm={self.norm!r}" if self.norm else "") + \
+            (f", dropout={list(self.dropout)!r}" if any(self.dropout) else "")
         return (f"Network({list(self.sizes)}, activation={list(self.activations[:-1])!r}, "
                 f"output={self.activations[-1]!r}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}{extras})")
 
     def summary(self):
         """Print the layers, their shapes, activations and parameter counts."""
@@ -354,8 +422,9 @@ class Network:
         Returns
         -------
         loss : float
-        grads : list of (dW, db) per layer, shaped like layers[i].W and .b; or
-            with ``flat=True`` one 1-D array laid out like ``parameters()``.
+        grads : list of (dW, db) per layer, shaped like layers[i].W and .b
+            ((dW, db, dgamma, dbeta) for a LayerNorm layer); or with
+            ``flat=True`` one 1-D array laid out like ``parameters()``.
         accuracy : float or None
             Only with ``return_accuracy=True``: the (weighted) accuracy as
             ``evaluate`` defines it, from the same forward pass; None for mse.
@@ -364,8 +433,12 @@ class Network:
         return_accuracy = check_bool("return_accuracy", return_accuracy)
         X, labels, targets = self._check_Xy(X, y)
         weights = self._check_weights(labels, targets, sample_weight)
-        loss, grads, right = self._backend.gradients(self._params, X, labels, targets, weights)
-        result = (float(loss), grads if flat else [(dW, db) for dW, db in self._layout.views(grads)])
+        # A training pass: dropout takes the masks of the step these gradients are for.
+        step = (self.optimizer.step_count if self.optimizer is not None else 0) + 1
+        loss, grads, right = self._backend.gradients(self._params, X, labels, targets, weights, step)
+        per_layer = [pair + (norm if norm is not None else ())
+                     for pair, norm in zip(self._layout.views(grads), self._layout.norm_views(grads))]
+        result = (float(loss), grads if flat else per_layer)
         if return_accuracy:
             result += (right / self._units_per_sample if self.is_classifier else None,)
         return result
@@ -581,9 +654,12 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.layers = [Dense(l, self.activations[l], W, b)
-                       for l, (W, b) in enumerate(self._layout.views(self._params))]
-        self._backend = _make_backend(state["_backend"], self.sizes, self.activations, self.loss, self.dtype)
+        if "dropout_seed" not in state:  # pickled before hidden blocks existed
+            self.norm, self.dropout, self.dropout_seed = None, (0.0,) * (len(self.sizes) - 2), 0
+            self._layout = Layout(self.sizes)
+        self._make_layers()
+        self._backend = _make_backend(state["_backend"], self.sizes, self.activations, self.loss, self.dtype,
+                                      self._blocks())
         if self.optimizer is not None and self.optimizer.state:
             self.optimizer._owner = weakref.ref(self)  # its state belongs to this copy
 
@@ -623,7 +699,7 @@ class Network:
         return {"sizes": list(self.sizes), "activation": list(self.activations[:-1]),
                 "output": self.activations[-1], "loss": self.loss, "init": self.init,
                 "init_std": self.init_std, "dtype": self.dtype.name, "backend": self.backend,
-                "seed": self.seed}
+                "seed": self.seed, "dropout": list(self.dropout), "norm": self.norm}
 
     # -- PyTorch interchange (backprop.torch_interop) -------------------------
     @classmethod

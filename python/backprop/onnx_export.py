@@ -10,6 +10,15 @@ The graph, layer by layer (l = 0 … L−1; W^(l) is (n_out, n_in) as stored)::
 
     relu -> Relu     leaky_relu -> LeakyRelu(alpha=0.01)     tanh -> Tanh
     sigmoid -> Sigmoid     softmax -> Softmax(axis=-1)     identity -> (no node)
+    gelu -> z·(Erf(z·(1/√2)) + 1)·0.5 (exact; the Gelu operator is opset 20's)
+    silu -> z·Sigmoid(z)     elu -> Relu(z) + (Exp(Min(z, 0)) − 1)
+
+onnxruntime has no float64 Erf (nor Gelu): a float64 gelu computes erf from
+elementary operators instead, to within a few ulps (see _erf_float64).
+
+A hidden layer with norm='layer' has LayerNormalization(axis=-1,
+epsilon=1e-5, scale γ, bias β) between its Gemm and its activation. Dropout is
+a training-time operation and has no node: the graph is the inference map.
 
 In float64, leaky_relu becomes PRelu with a float64 slope of 0.01 instead:
 LeakyRelu's alpha attribute is a float32, which would change the slope in
@@ -25,6 +34,7 @@ runtimes from onnxruntime 1.12 on load it.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -66,11 +76,44 @@ def _producer_version():
     return __version__
 
 
+# erf(x) for float64 without an Erf operator: the series
+#   erf(x) = 2x/√π · e^(−x²) · Σ_n (2x²)^n / (1·3·…·(2n+1))     (all terms positive)
+# for |x| < 2.5, and 1 − erfc(x) with erfc's continued fraction
+#   erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
+# from 2.5 on; 40 terms each keep the error within 3 ulps on [0, ∞).
+_ERF_SPLIT = 2.5
+_ERF_TERMS = 40
+
+
+def _erf_float64(node, constant, x, prefix):
+    """Nodes computing erf(x) in float64 (see above); returns the output's name."""
+    absolute = node("Abs", [x])
+    near = node("Min", [absolute, constant(_ERF_SPLIT)])
+    # Horner in t = 2x²/s ∈ [0, 1], s = 2·2.5², with coefficients s^n/(2n+1)!! (≥ 1e-17: onnxruntime's
+    # optimiser drops additions of constants that are zero in float32, as 1/(2n+1)!! would be).
+    scale = 2.0 * _ERF_SPLIT ** 2
+    t = node("Mul", [node("Mul", [near, near]), constant(2.0 / scale)])
+    series = constant(scale ** _ERF_TERMS / math.prod(range(1, 2 * _ERF_TERMS + 2, 2)))
+    for n in range(_ERF_TERMS - 1, -1, -1):
+        series = node("Add", [node("Mul", [series, t]), constant(scale ** n / math.prod(range(1, 2 * n + 2, 2)))])
+    gauss_near = node("Exp", [node("Neg", [node("Mul", [near, near])])])
+    small = node("Mul", [node("Mul", [node("Mul", [near, constant(2.0 / math.sqrt(math.pi))]), gauss_near]), series])
+    far = node("Max", [absolute, constant(_ERF_SPLIT)])
+    fraction = far
+    for k in range(_ERF_TERMS, 0, -1):
+        fraction = node("Add", [far, node("Div", [constant(k / 2.0), fraction])])
+    gauss_far = node("Exp", [node("Neg", [node("Mul", [far, far])])])
+    erfc = node("Div", [node("Mul", [gauss_far, constant(1.0 / math.sqrt(math.pi))]), fraction])
+    large = node("Sub", [constant(1.0), erfc])
+    magnitude = node("Where", [node("Less", [absolute, constant(_ERF_SPLIT)]), small, large])
+    return node("Mul", [node("Sign", [x]), magnitude])
+
+
 def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
     """A checked ModelProto: Gemm + activation per layer, then the `tail` nodes.
 
-    layers: [(W (n_out, n_in), b (n_out,))]; activations: one backprop name
-    per layer, None for no node. tail(helper, numpy_helper, h) builds nodes
+    layers: [(W (n_out, n_in), b (n_out,)), or (W, b, γ, β) for a layer with
+    LayerNorm]; activations: one backprop name per layer, None for no node. tail(helper, numpy_helper, h) builds nodes
     reading h (batch, n_L) and returns (nodes, initializers, output shape).
     The last node writes the graph's output, `output_name`.
     """
@@ -79,13 +122,44 @@ def _build(onnx, layers, activations, dtype, output_name, tail, doc, metadata):
                  np.dtype(np.float64): onnx.TensorProto.DOUBLE}[np.dtype(dtype)]
     nodes, initializers = [], []
     current = INPUT_NAME
-    for l, ((W, b), activation) in enumerate(zip(layers, activations)):
+    counter = iter(range(1 << 30))
+
+    def constant(value, name=None):
+        name = name or f"c{next(counter)}"
+        initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def node(op, inputs, prefix="t", **attributes):
+        """One node with a fresh output name; returns that name."""
+        output = f"{prefix}{next(counter)}"
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    for l, (parameters, activation) in enumerate(zip(layers, activations)):
+        W, b = parameters[:2]
         initializers += [numpy_helper.from_array(np.ascontiguousarray(W, dtype=dtype), f"W{l}"),
                          numpy_helper.from_array(np.ascontiguousarray(b, dtype=dtype), f"b{l}")]
         # Z = H·Wᵀ + b with W stored (n_out, n_in), as in Network.layers.
         nodes.append(helper.make_node("Gemm", [current, f"W{l}", f"b{l}"], [f"z{l}"], name=f"dense{l}", transB=1))
         current = f"z{l}"
-        if activation == "leaky_relu" and np.dtype(dtype) == np.float64:
+        if len(parameters) == 4:  # u = γ ⊙ (z − μ)/√(s² + ε) + β over the units of each row
+            nodes.append(helper.make_node("LayerNormalization", [current, constant(parameters[2], f"gamma{l}"),
+                                                                 constant(parameters[3], f"beta{l}")],
+                                          [f"u{l}"], name=f"layer_norm{l}", axis=-1, epsilon=1e-5))
+            current = f"u{l}"
+        if activation == "gelu":  # z·Φ(z) = z·(erf(z/√2) + 1)·½
+            x = node("Mul", [current, constant(1.0 / np.sqrt(2.0))], f"gelu{l}_")
+            erf = node("Erf", [x], f"gelu{l}_") if np.dtype(dtype) == np.float32 else \
+                _erf_float64(lambda op, inputs: node(op, inputs, f"gelu{l}_"), constant, x, f"gelu{l}_")
+            current = node("Mul", [node("Mul", [current, node("Add", [erf, constant(1.0)], f"gelu{l}_")], f"gelu{l}_"),
+                                   constant(0.5)], f"gelu{l}_")
+        elif activation == "silu":  # z·σ(z)
+            current = node("Mul", [current, node("Sigmoid", [current], f"silu{l}_")], f"silu{l}_")
+        elif activation == "elu":  # z for z > 0, e^z − 1 for z ≤ 0 (Elu has no float64 kernel in onnxruntime)
+            negative = node("Sub", [node("Exp", [node("Min", [current, constant(0.0)], f"elu{l}_")], f"elu{l}_"),
+                                    constant(1.0)], f"elu{l}_")
+            current = node("Add", [node("Relu", [current], f"elu{l}_"), negative], f"elu{l}_")
+        elif activation == "leaky_relu" and np.dtype(dtype) == np.float64:
             # LeakyRelu's alpha is a float32 attribute (0.01 becomes 0.0099999998); PRelu takes
             # the slope as a float64 tensor, so the model computes exactly what backprop does.
             initializers.append(numpy_helper.from_array(np.array(0.01, dtype=dtype), f"slope{l}"))
@@ -150,7 +224,8 @@ def to_onnx(network, path, logits=False):
     dropped = logits and activations[-1] in ("softmax", "sigmoid")
     if dropped:
         activations[-1] = None
-    layers = [(layer.W, layer.b) for layer in network.layers]
+    layers = [(layer.W, layer.b) + (() if layer.gamma is None else (layer.gamma, layer.beta))
+              for layer in network.layers]
     output = "logits" if dropped else "Y"
     doc = (f"backprop Network {' -> '.join(map(str, network.sizes))}, activations {', '.join(network.activations)}, "
            f"loss {network.loss}; output {output!r}: "

@@ -1,7 +1,11 @@
 """Optimizers: hyper-parameters and state, handed to a backend for each step.
 
-The update rules follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam``
-so that results can be compared with it. State (momentum buffers, Adam's
+The update rules follow PyTorch's ``torch.optim.SGD``, ``torch.optim.Adam`` and
+``torch.optim.AdamW`` so that results can be compared with it. Every
+optimizer can clip the batch gradient before its update: ``clip_norm`` scales
+the gradient of all parameters to a global L2 norm of at most ``clip_norm``
+(``torch.nn.utils.clip_grad_norm_``: g ← g·min(1, c/(‖g‖₂ + 1e-6))), then
+``clip_value`` clamps it elementwise to [−v, v] (``clip_grad_value_``). State (momentum buffers, Adam's
 moments, the step counter) lives here, in arrays laid out like the network's
 flat parameter vector, and carries over between calls to ``Network.fit``.
 """
@@ -14,7 +18,7 @@ import numpy as np
 
 from ._validation import as_real_array, check_bool, check_choice, check_int, check_real, convert_finite
 
-__all__ = ["Optimizer", "SGD", "Adam", "MAX_STEP_COUNT"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "MAX_STEP_COUNT"]
 
 #: The largest step count: both backends keep it in a signed 64-bit counter
 #: and refuse, before any step of a call, steps that would carry it past this.
@@ -39,6 +43,10 @@ def _non_negative(name, value):
 
 def _unit_interval(name, value):
     return _check_real(name, value, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def _optional_positive(name, value):
+    return None if value is None else _positive(name, value)
 
 
 def _convention(name, value):
@@ -76,11 +84,15 @@ class Optimizer:
     lr = _Hyper(_positive)
     weight_decay = _Hyper(_non_negative)
     convention = _Hyper(_convention)
+    clip_norm = _Hyper(_optional_positive)
+    clip_value = _Hyper(_optional_positive)
 
-    def __init__(self, lr, weight_decay, convention="pytorch"):
+    def __init__(self, lr, weight_decay, convention="pytorch", clip_norm=None, clip_value=None):
         self.lr = lr
         self.weight_decay = weight_decay
         self.convention = convention
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
         self.reset()
 
     @property
@@ -96,7 +108,8 @@ class Optimizer:
 
     def get_config(self):
         """The hyper-parameters, as the constructor takes them (also what the core's step reads)."""
-        return {**self._hyper(), "convention": self.convention}
+        return {**self._hyper(), "clip_norm": self.clip_norm, "clip_value": self.clip_value,
+                "convention": self.convention}
 
     def _check(self):
         """Checks that involve several hyper-parameters (each one is checked when set)."""
@@ -187,8 +200,11 @@ class Optimizer:
 
     def __repr__(self):
         config = self.get_config()
-        if config["convention"] == "pytorch":
+        if config.get("convention") == "pytorch":
             del config["convention"]
+        for name in ("clip_norm", "clip_value"):
+            if config[name] is None:
+                del config[name]
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
@@ -216,16 +232,24 @@ class SGD(Optimizer):
         loss, as torch.optim does. 'sklearn' adds λ·w / Σ_batch w_j (λ·w /
         batch size without sample weights): the gradient of scikit-learn's
         MLP penalty α/2·‖W‖² / n_batch. Used by ``backprop.sklearn``.
+    clip_norm : float > 0, optional
+        Before the update, scale the gradient of all parameters (weights,
+        biases, LayerNorm's γ and β) to a global L2 norm of at most this
+        (torch.nn.utils.clip_grad_norm_, with its 1e-6).
+    clip_value : float > 0, optional
+        Then clamp each gradient entry to [−clip_value, clip_value]
+        (torch.nn.utils.clip_grad_value_). Weight decay is added after both.
     """
 
     kind = "sgd"
     momentum = _Hyper(_unit_interval)
     nesterov = _Hyper(check_bool)
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch"):
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="pytorch", clip_norm=None,
+                 clip_value=None):
         self.momentum = momentum
         self.nesterov = nesterov
-        super().__init__(lr, weight_decay, convention)
+        super().__init__(lr, weight_decay, convention, clip_norm, clip_value)
         self._check()
 
     @property
@@ -261,6 +285,8 @@ class Adam(Optimizer):
     convention : 'pytorch' or 'sklearn'
         As for SGD; 'sklearn' also adds eps to √v before the bias correction,
         as scikit-learn's Adam does (PyTorch's form with eps/√(1 − β2^t)).
+    clip_norm, clip_value : float > 0, optional
+        Gradient clipping before the update, as for SGD.
     """
 
     kind = "adam"
@@ -268,11 +294,12 @@ class Adam(Optimizer):
     beta2 = _Hyper(_unit_interval)
     eps = _Hyper(_positive)
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch"):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, convention="pytorch",
+                 clip_norm=None, clip_value=None):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        super().__init__(lr, weight_decay, convention)
+        super().__init__(lr, weight_decay, convention, clip_norm, clip_value)
 
     @property
     def _state_names(self):
@@ -281,6 +308,42 @@ class Adam(Optimizer):
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019,
+    "Decoupled Weight Decay Regularization"), as ``torch.optim.AdamW``.
+
+    ::
+
+        w ← w − lr·λ·w              (weight matrices only: not biases, not γ, β)
+        m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²     (g without λ)
+        w ← w − lr · m̂ / (√v̂ + eps)
+
+    Parameters
+    ----------
+    lr : float > 0
+    beta1, beta2 : float in [0, 1)
+    eps : float > 0
+    weight_decay : float >= 0, the decoupled decay λ (default 1e-2, PyTorch's)
+    clip_norm, clip_value : float > 0, optional
+        Gradient clipping before the update, as for SGD.
+    """
+
+    kind = "adamw"
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, clip_norm=None,
+                 clip_value=None):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, "pytorch", clip_norm, clip_value)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["convention"]  # always PyTorch's: decoupled decay has no scikit-learn form
+        return config
+
+    def _check(self):
+        if self.convention != "pytorch":
+            raise ValueError("AdamW has only the 'pytorch' convention")
 
 
 def check_optimizer(optimizer, current=None):

@@ -31,7 +31,7 @@ Needs scikit-learn >= 1.6 and SciPy: ``pip install "backprop-mlp[sklearn]"``.
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -47,7 +47,7 @@ try:
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state, column_or_1d
     from sklearn.utils import shuffle as _shuffle
-    from sklearn.utils._param_validation import Options, StrOptions
+    from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
     from sklearn.utils.optimize import _check_optimize_result
@@ -101,19 +101,20 @@ class _BaseMLP(BaseEstimator):
 
     _classifier = False
 
-    # scikit-learn 1.9's declarations (its messages), then backprop's own two parameters.
+    # scikit-learn 1.9's declarations (its messages), then backprop's own three parameters.
     # scikit-learn's own constraint objects, so that every message (set order included) is its own.
     _parameter_constraints: dict = {
         **_SkMLPClassifier._parameter_constraints,
         "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
                   Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
         "backend": [StrOptions({"native", "numpy"})],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
                  warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype, backend):
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype, backend, dropout):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -139,6 +140,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.backend = backend
+        self.dropout = dropout
 
     # -- checks the constraints cannot express -------------------------------------------
     def _hidden_layer_sizes(self):
@@ -174,11 +176,15 @@ class _BaseMLP(BaseEstimator):
         out_activation = self._out_activation()
         if out_activation not in _OUTPUTS:
             raise ValueError(f"out_activation_ must be one of {sorted(_OUTPUTS)}, got {out_activation!r}")
-        spec = (sizes, activation, out_activation, dtype, self.backend)
+        dropout = tuple(np.ravel(self.dropout).tolist())
+        spec = (sizes, activation, out_activation, dtype, self.backend, dropout)
         if getattr(self, "_net", None) is None or getattr(self, "_net_spec", None) != spec:
             output, loss = _OUTPUTS[out_activation]
+            rates = dropout[0] if len(dropout) == 1 else list(dropout)
             self._net = Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype,
-                                backend=self.backend, seed=0)
+                                backend=self.backend, seed=0, dropout=rates)
+            if any(dropout) and hasattr(self, "_random_state"):  # masks follow random_state; none drawn without
+                self._net._set_dropout_seed(int(self._random_state.randint(np.iinfo(np.int32).max)))
             self._net_spec = spec
             self._attach_optimizer(self._net)
         net = self._net
@@ -652,7 +658,12 @@ _COMMON_PARAMETERS = """
         Fixed when the weights are initialised: afterwards the network
         computes in the dtype of coefs_[0].
     backend : {'native', 'numpy'}, default='native'
-        backprop's C++ core, or its pure-NumPy reference implementation."""
+        backprop's C++ core, or its pure-NumPy reference implementation.
+    dropout : float in [0, 1) or array-like of one rate per hidden layer, default=0.0
+        Inverted dropout after each hidden layer's activation while training
+        (an extension of scikit-learn's parameters; see backprop.Network).
+        With the default 0.0 results are scikit-learn's, bit for bit as
+        before; with dropout the masks follow random_state."""
 
 _COMMON_ATTRIBUTES = """
     loss_ : float
@@ -782,7 +793,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
-                 backend="native"):
+                 backend="native", dropout=0.0):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
                          alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
                          learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
@@ -790,7 +801,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction,
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-                         max_fun=max_fun, dtype=dtype, backend=backend)
+                         max_fun=max_fun, dtype=dtype, backend=backend, dropout=dropout)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -1015,7 +1026,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000, dtype=None, backend="native"):
+                 max_fun=15000, dtype=None, backend="native", dropout=0.0):
         self.loss = loss
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
                          alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1024,7 +1035,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction,
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-                         max_fun=max_fun, dtype=dtype, backend=backend)
+                         max_fun=max_fun, dtype=dtype, backend=backend, dropout=dropout)
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
