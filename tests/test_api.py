@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import sys
 import threading
 
@@ -113,6 +114,7 @@ def test_interrupt_leaves_last_completed_step():
     kwargs = dict(activation="relu", dtype="float64", backend="native", seed=0)
     net = bp.Network([64, 256, 256, 10], **kwargs)
     optimizer = bp.SGD(lr=0.01, momentum=0.9)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # SIGINT may be inherited ignored (background job)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
@@ -233,6 +235,7 @@ def test_cross_entropy_with_probability_rows_at_large_logits(backend):
 def test_interrupt_stops_a_long_forward_pass():
     net = bp.Network([512, 4096, 4096, 10], backend="native", seed=0)  # ~375 GFLOP for these rows
     X = np.ones((20000, 512), dtype=np.float32)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):

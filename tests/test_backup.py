@@ -188,8 +188,8 @@ folder, save_freq = sys.argv[1], sys.argv[2]
 save_freq = save_freq if save_freq == "epoch" else int(save_freq)
 bp.set_num_threads(1)
 rng = np.random.default_rng(0)
-X = rng.normal(size=(3000, 20)); y = rng.integers(0, 4, 3000)
-net = bp.Network([20, 64, 4], dtype="float64", seed=1)
+X = rng.normal(size=(6000, 40)); y = rng.integers(0, 4, 6000)
+net = bp.Network([40, 128, 4], dtype="float64", seed=1)
 callbacks = [bp.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True),
              bp.callbacks.CosineDecay(total=600, warmup=50, per="step")]
 if folder != "-":
@@ -207,7 +207,7 @@ def _run_killed(script, folder, save_freq, rng, max_delay):
         process = subprocess.Popen([sys.executable, str(script), str(folder), str(save_freq)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            stdout, stderr = process.communicate(timeout=rng.uniform(0.05, max_delay))
+            stdout, stderr = process.communicate(timeout=rng.uniform(0.1, max_delay))
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.communicate()
@@ -233,7 +233,7 @@ def _killed_trials(tmp_path, trials):
     for trial in range(trials):
         save_freq = "epoch" if trial % 2 == 0 else int(rng.integers(1, 30))
         folder = tmp_path / f"backup{trial}"
-        got, kills = _run_killed(script, folder, save_freq, rng, 1.2 * duration)
+        got, kills = _run_killed(script, folder, save_freq, rng, 1.5 * duration)
         total_kills += kills
         assert got == expected, f"trial {trial} (save_freq={save_freq}, {kills} kills) ended elsewhere"
         assert not (folder / "backup.npz").exists()

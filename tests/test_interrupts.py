@@ -18,9 +18,12 @@ import sys
 import pytest
 
 TRIALS = """
-import _thread, json, sys, threading, time
+import _thread, json, signal, sys, threading, time
 import numpy as np
 import backprop as bp
+# A process started in the background by a shell without job control inherits SIGINT ignored, and
+# then _thread.interrupt_main() does nothing: install Python's handler, as an interactive session has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 threads, trials, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 bp.set_num_threads(threads)
 rng = np.random.default_rng(seed)
