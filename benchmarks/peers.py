@@ -111,7 +111,8 @@ def make_optimizer(workload):
 def make_network(backend, workload, init_params):
     """A backprop Network for `workload` holding `init_params` [(W, b), ...]."""
     net = bp.Network(workload.sizes, activation=workload.activation, output="softmax",
-                     loss="cross_entropy", dtype=workload.dtype, backend=backend, seed=workload.seed)
+                     loss="cross_entropy", dtype=workload.dtype, backend=backend, seed=workload.seed,
+                     dropout=workload.dropout, norm=workload.norm)
     for layer, (W, b) in zip(net.layers, init_params):
         layer.W, layer.b = W, b
     return net
@@ -176,7 +177,7 @@ class BackpropTrainer:
 # -- PyTorch --------------------------------------------------------------------------------------
 
 def make_torch_model(workload, init_params):
-    """nn.Sequential of Linear layers and the hidden activation, holding `init_params`."""
+    """nn.Sequential of Linear layers, [LayerNorm], the hidden activation and [Dropout], holding `init_params`."""
     import torch
     from torch import nn
 
@@ -190,7 +191,11 @@ def make_torch_model(workload, init_params):
             linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
         layers.append(linear)
         if l < len(init_params) - 1:
+            if workload.norm:
+                layers.append(nn.LayerNorm(W.shape[0], dtype=dtype))
             layers.append(activation())
+            if workload.dropout:
+                layers.append(nn.Dropout(workload.dropout))
     return nn.Sequential(*layers)
 
 

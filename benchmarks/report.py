@@ -172,7 +172,7 @@ def tables(results):
     lines = header_lines(results) + [""]
     workloads = results["workloads"]
     column_titles = f"  {'peer':<18}{'median s':>10}{'samples/s':>12}{'× native':>9}"
-    for key in ("W1", "W2", "W3", "W8", "W6.W1", "W6.W2", "W6.W3"):
+    for key in ("W1", "W2", "W3", "W8", "W6.W1", "W6.W2", "W6.W3", "W10", "W11"):
         if key not in workloads:
             continue
         figures = workloads[key]

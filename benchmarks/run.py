@@ -31,7 +31,7 @@ from benchmarks.peers import LABELS, PEER_NAMES, availability, set_threads  # no
 from benchmarks.suite import run_suite  # noqa: E402
 from benchmarks.workloads import MODES  # noqa: E402
 
-WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "CL", "MPI")
+WORKLOAD_IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "E", "CL", "MPI")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -73,7 +73,7 @@ def parse_args(argv=None):
                         help=f"comma-separated subset of {','.join(PEER_NAMES)} (default: all installed)")
     parser.add_argument("--workloads", type=lambda t: _names(t, WORKLOAD_IDS, "workload"),
                         default=list(WORKLOAD_IDS),
-                        help="comma-separated subset of W1..W9 and E (E1-E4, the estimators) and MPI (default: all)")
+                        help="comma-separated subset of W1..W11 and E (E1-E4, the estimators) and MPI (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS measurement")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
     parser.add_argument("--out", metavar="FILE", default=None,

@@ -363,7 +363,7 @@ def evaluate_goals(results):
     workloads = results["workloads"]
     for goal in goals():
         figure, note = None, ""
-        if goal.kind in ("ratio", "floor", "limit", "dtype", "latency") and goal.key not in workloads:
+        if goal.kind in ("ratio", "floor", "limit", "dtype", "latency", "cost") and goal.key not in workloads:
             note = "not run"
         elif goal.kind == "limit":
             figure = workloads[goal.key].get("arithmetic_limit", {}).get("native_over_limit")
@@ -377,6 +377,10 @@ def evaluate_goals(results):
             note = "" if figure is not None else "needs native"
         elif goal.kind == "contention":
             figure, note = _contention_figure(workloads.get("W9"), goal)
+        elif goal.kind == "cost":  # native time of a W1 variant over native W1's
+            variant, plain = workloads[goal.key]["seconds"], workloads.get("W1", {}).get("seconds", {})
+            figure = variant["native"] / plain["native"] if "native" in variant and "native" in plain else None
+            note = "" if figure is not None else "needs native W1 and " + goal.key
         elif goal.kind == "ratio":
             seconds = workloads.get(goal.key, {}).get("seconds", {})
             if "native" in seconds and goal.peer in seconds:
@@ -429,7 +433,8 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     -------
     dict: data, workloads {key: figures}, memory, goals
     """
-    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "E", "CL", "MPI"])
+    selected = set(selected or ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "E", "CL",
+                                "MPI"])
     workloads = training_workloads(mode)
     started = time.perf_counter()
     dataset = bench_data.load(data_path, force_synthetic, n_train=mode.pixel_samples,
@@ -453,12 +458,14 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     # The floor runs beside every SGD workload: W4 needs it beside W1 and W2;
     # elsewhere it costs little and shows the efficiency all the same.
     wanted = {"W1": {"W1", "W4"}, "W2": {"W2", "W4"}, "W3": {"W3"}, "W8": {"W8"},
-              "W6.W1": {"W6"}, "W6.W2": {"W6"}, "W6.W3": {"W6"}}
+              "W6.W1": {"W6"}, "W6.W2": {"W6"}, "W6.W3": {"W6"}, "W10": {"W10"}, "W11": {"W11"}}
     for key, workload in workloads.items():
         if not wanted[key] & selected:
             continue
         _log(f"{key}: {workload.describe()}")
-        with_floor = peers + ["floor"] if workload.optimizer == "sgd" else peers
+        # scikit-learn's MLP has neither dropout nor LayerNorm: it sits out W10 and W11.
+        workload_peers = [p for p in peers if not (workload.regularized and p == "sklearn")]
+        with_floor = workload_peers + ["floor"] if workload.optimizer == "sgd" else workload_peers
         X, y = arrays_for(workload)
         results["workloads"][key] = time_training(workload, X, y, with_floor, repeats, mode.settle_seconds)
 

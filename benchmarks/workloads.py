@@ -1,4 +1,5 @@
-"""The workloads W1–W9, their sizes per mode, and the goals to reach.
+"""The workloads W1–W9, W10 and W11 (W1 with dropout, with LayerNorm), their sizes per mode, and the
+goals to reach.
 
 A training workload is one epoch of mini-batch training of a dense network
 with softmax cross-entropy. The modes scale the number of samples only:
@@ -21,7 +22,7 @@ class Workload:
     Attributes
     ----------
     key : str
-        "W1", "W2", "W3", "W8", or "W6.W1" … for the float64 variants.
+        "W1", "W2", "W3", "W8", "W10", "W11", or "W6.W1" … for the float64 variants.
     sizes : tuple of int
         Layer widths n_0 … n_L.
     activation : str
@@ -32,6 +33,8 @@ class Workload:
     optimizer : 'sgd' (plain, no momentum) or 'adam' (β = 0.9, 0.999, ε = 1e-8)
     lr : float
     inputs : 'pixels' (784 features) or 'pooled64' (see ``data.pool_to_64``)
+    dropout : float, the dropout rate after every hidden layer (0: none)
+    norm : None or 'layer', LayerNorm in every hidden layer
     seed : int
         Seeds the initial weights (backprop's ``Network(seed=...)``).
     """
@@ -46,6 +49,13 @@ class Workload:
     lr: float = 0.05
     inputs: str = "pixels"
     seed: int = 0
+    dropout: float = 0.0
+    norm: str = None
+
+    @property
+    def regularized(self):
+        """Whether the hidden layers have dropout or LayerNorm (which scikit-learn's MLP cannot run)."""
+        return bool(self.dropout) or self.norm is not None
 
     @property
     def steps(self):
@@ -56,7 +66,8 @@ class Workload:
         """One line: architecture, optimizer, batch, samples, dtype."""
         optimizer = f"SGD lr {self.lr:g}" if self.optimizer == "sgd" else f"Adam lr {self.lr:g}"
         inputs = ", inputs pooled to 8×8" if self.inputs == "pooled64" else ""
-        return (f"{'-'.join(map(str, self.sizes))} {self.activation}, softmax CE, {optimizer}, "
+        blocks = (" + LayerNorm" if self.norm else "") + (f" + dropout {self.dropout:g}" if self.dropout else "")
+        return (f"{'-'.join(map(str, self.sizes))} {self.activation}{blocks}, softmax CE, {optimizer}, "
                 f"batch {self.batch_size}, {self.n_samples:,} samples{inputs}, {self.dtype} "
                 f"({self.steps:,} steps)")
 
@@ -110,7 +121,8 @@ def training_workloads(mode):
     w3 = Workload("W3", W3_SIZES, "sigmoid", 16, mode.pooled_samples, inputs="pooled64")
     w8 = replace(w1, key="W8", optimizer="adam", lr=1e-3)
     float64 = [replace(w, key=f"W6.{w.key}", dtype="float64") for w in (w1, w2, w3)]
-    return {w.key: w for w in (w1, w2, w3, w8, *float64)}
+    w10, w11 = replace(w1, key="W10", dropout=0.2), replace(w1, key="W11", norm="layer")
+    return {w.key: w for w in (w1, w2, w3, w8, *float64, w10, w11)}
 
 
 def warmup_rows(workload):
@@ -169,6 +181,8 @@ def goals():
         Goal("W5", "W5.1", "latency", "native", 5.0, "native forward of one sample, µs"),
         Goal("W7", "W7", "speedup", "native", 1.6, "native speed-up, n threads over 1 (W2)"),
         Goal("W8", "W8", "ratio", "torch", 0.45, "native / PyTorch, Adam"),
+        Goal("W10", "W10", "cost", "native", 1.15, "native W1 with dropout 0.2 / native W1"),
+        Goal("W11", "W11", "cost", "native", 1.15, "native W1 with LayerNorm / native W1"),
         Goal("mem", "memory", "memory", "native", 1.0, "native fit memory / bound (W1)"),
     ]
     for key in ("W1", "W2"):

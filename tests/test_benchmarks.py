@@ -61,6 +61,9 @@ def test_json_holds_every_workload(smoke_run):
         assert set(figures["seconds"]) >= expected_peers
         assert all(figures["same_batches"].values())
         assert all(figures["shared_initial_weights"].values())
+    for key in ("W10", "W11"):  # W1 with dropout, with LayerNorm: scikit-learn's MLP has neither
+        assert "sklearn" not in workloads[key]["seconds"] and "numpy" in workloads[key]["seconds"]
+        assert workloads[key]["workload"]["dropout"] or workloads[key]["workload"]["norm"] == "layer"
     assert "floor" in workloads["W1"]["seconds"]
     assert set(workloads["W5"]["seconds"]) >= {"numpy", "floor"}
     assert "numpy" in workloads["W5.1"]["microseconds"]
@@ -88,7 +91,7 @@ def test_json_reports_memory_and_goals(smoke_run):
     if results["peers"]["native"][0]:
         assert set(memory["native_bound"]) >= {"params_x4", "permutation", "batch_buffers", "total"}
     ids = [row["id"] for row in results["goals"]]
-    assert ids.count("W6") == 6 and {"W1", "W2", "W3", "W4", "W5", "W7", "W8", "mem"} <= set(ids)
+    assert ids.count("W6") == 6 and {"W1", "W2", "W3", "W4", "W5", "W7", "W8", "W10", "W11", "mem"} <= set(ids)
     assert ids.count("W9") == 8
     if results["peers"]["native"][0]:  # W9's own goal needs only native; the other one also PyTorch
         assert all(row["status"] != "n/a" for row in results["goals"]

@@ -323,7 +323,9 @@ class Network:
         """Print the layers, their shapes, activations and parameter counts."""
         rows = [("layer", "shape (n_out, n_in)", "activation", "parameters")]
         for layer in self.layers:
-            rows.append((f"{layer.index}: Dense", str(layer.W.shape), layer.activation, f"{layer.n_params:,}"))
+            block = ("LayerNorm, " if layer.gamma is not None else "") + layer.activation + \
+                (f", dropout {layer.dropout:g}" if layer.dropout else "")
+            rows.append((f"{layer.index}: Dense", str(layer.W.shape), block, f"{layer.n_params:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = [f"Network {' -> '.join(map(str, self.sizes))}  loss={self.loss}  dtype={self.dtype.name}  "
                  f"backend={self.backend}"]
