@@ -19,7 +19,6 @@ import numpy as np
 from mpi4py import MPI
 
 import backprop as bp
-from backprop.distributed import DistributedError
 
 COMM = MPI.COMM_WORLD
 RANK, SIZE = COMM.Get_rank(), COMM.Get_size()

@@ -200,7 +200,7 @@ def test_layer_norm_pass_matches_torch(backend, activation, dtype):
 
 
 def test_to_torch_and_from_torch_round_trip(backend):
-    torch = _torch()
+    _torch()  # skips without PyTorch
     net = bp.Network([4, 6, 5, 3], activation=["gelu", "elu"], norm="layer", dropout=[0.25, 0.0],
                      dtype="float64", backend=backend, seed=2)
     net.parameters()[...] += np.random.default_rng(0).normal(scale=0.1, size=net.n_params)
