@@ -117,6 +117,30 @@ def test_a_fit_that_crashes_again_and_again_ends_as_one_never_interrupted(backen
     assert not (tmp_path / "backup" / "backup.npz").exists()  # delete_checkpoint=True
 
 
+def test_dropout_without_a_seed_resumes_with_the_same_masks(tmp_path):
+    """seed=None draws a fresh dropout key per process: the backup carries it, so the resumed fit goes on
+    with the masks the interrupted one used."""
+    X, y = make_data("cross_entropy", 90, 5, 3)
+    first = bp.Network([5, 16, 3], dtype="float64", dropout=0.3)
+    first.parameters()[...] = np.random.default_rng(1).normal(scale=0.3, size=first.n_params)
+    start = first.parameters().copy()
+    reference = bp.Network([5, 16, 3], dtype="float64", dropout=0.3)
+    reference._set_dropout_seed(first.dropout_seed)
+    reference.parameters()[...] = start
+    expected = reference.fit(X, y, epochs=4, batch_size=16, shuffle=False, optimizer=bp.SGD(lr=0.1))
+    with pytest.raises(Crash):
+        first.fit(X, y, epochs=4, batch_size=16, shuffle=False, optimizer=bp.SGD(lr=0.1),
+                  callbacks=[bp.callbacks.BackupAndRestore(tmp_path), CrashAt(1)])
+    second = bp.Network([5, 16, 3], dtype="float64", dropout=0.3)  # another key
+    assert second.dropout_seed != first.dropout_seed
+    second.parameters()[...] = start
+    history = second.fit(X, y, epochs=4, batch_size=16, shuffle=False, optimizer=bp.SGD(lr=0.1),
+                         callbacks=[bp.callbacks.BackupAndRestore(tmp_path)])
+    assert second.dropout_seed == first.dropout_seed
+    np.testing.assert_array_equal(second.parameters(), reference.parameters())
+    assert history.history == expected.history
+
+
 def test_backup_kept_with_delete_checkpoint_false_and_a_finished_fit_resumes_to_its_end(tmp_path):
     X, y = make_data("cross_entropy", 60, 5, 3)
     net = _network("native")

@@ -622,7 +622,8 @@ class BackupAndRestore(Callback):
 
     The backup holds everything the rest of the fit depends on: parameters,
     the optimizer's state, step count and hyper-parameters (a schedule may
-    have changed the rate), the network's random generator, the epoch, its
+    have changed the rate), the network's random generator and the key of
+    its dropout masks, the epoch, its
     order and the batches done of it with their running sums, every other
     callback's state (``get_state``/``set_state``: EarlyStopping's best value,
     wait and best weights, ReduceLROnPlateau's, schedules', ModelCheckpoint's
@@ -716,6 +717,8 @@ class BackupAndRestore(Callback):
             optimizer.state[name][...] = value
         optimizer.step_count = state["optimizer"]["step_count"]
         network.rng.bit_generator.state = state["rng"]
+        if network.dropout_seed != state["dropout_seed"]:  # drawn afresh in a new process when seed=None
+            network._set_dropout_seed(state["dropout_seed"])
         network.stop_training = state["stop_training"]
         network.history.set_state(state["history"])
         for callback, callback_state in zip(self._stateful(), state["callbacks"]):
@@ -741,6 +744,7 @@ class BackupAndRestore(Callback):
             "optimizer": {"config": optimizer.get_config(), "step_count": optimizer.step_count,
                           "state": dict(optimizer.state)},
             "rng": network.rng.bit_generator.state,
+            "dropout_seed": network.dropout_seed,
             "stop_training": bool(network.stop_training),
             "history": network.history.get_state(),
             "callbacks": [c.get_state() for c in self._stateful()],
