@@ -237,10 +237,9 @@ class InterruptPoll {
 };
 
 // Raises KeyboardInterrupt for a Ctrl-C that arrived since the last call. Every long call starts
-// with it: its InterruptPoll only looks 20 ms into the call, so a loop of shorter calls (an epoch
-// of a small network, a custom loop of train_on_batch) would otherwise never see the signal, and
-// the interpreter's own check between the calls did not catch it either: measured, a fit of
-// 10-ms epochs ran on for minutes after _thread.interrupt_main from another thread.
+// with it: its InterruptPoll only looks 20 ms into the call, so in a loop of shorter calls (an
+// epoch of a small network, a custom loop of train_on_batch) the core itself would never look;
+// the interpreter's check between calls normally sees it too, this makes the core not depend on it.
 void stop_if_interrupted() {
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }

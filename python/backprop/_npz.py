@@ -96,6 +96,19 @@ def check_stored_size(name, info, file_size):
         raise ArchiveError(f"array {name} is truncated")
 
 
+def read_exactly(stream, nbytes):
+    """(a bytearray of nbytes, how many of them `stream` filled): read in place, so the bytes become an
+    array's own (writeable) memory without a second copy; fewer filled means the stream ended early."""
+    data = bytearray(nbytes)
+    view, filled = memoryview(data), 0
+    while filled < nbytes:
+        got = stream.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return data, filled
+
+
 def read_member(archive, name, info, accept):
     """The array of member `info` (array `name`) once accept(shape, dtype) has passed (it raises to
     refuse) and the zip entry holds exactly the bytes the .npy header declares; nothing is
@@ -107,13 +120,9 @@ def read_member(archive, name, info, accept):
         if info.file_size != stream.tell() + nbytes:
             raise ArchiveError(f"array {name} holds {info.file_size - stream.tell()} bytes of data, its shape "
                                f"{shape} needs {nbytes}")
-        data = bytearray(nbytes)  # filled in place: the array's own (writeable) memory, never twice
-        view, filled = memoryview(data), 0
-        while filled < nbytes:
-            got = stream.readinto(view[filled:])
-            if not got:
-                raise ArchiveError(f"array {name} is truncated")
-            filled += got
+        data, filled = read_exactly(stream, nbytes)
+        if filled < nbytes:
+            raise ArchiveError(f"array {name} is truncated")
         stream.read(1)  # zipfile checks the CRC on reaching the end
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
 

@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._npz import open_regular, read_npz
+from ._npz import open_regular, read_exactly, read_npz
 from ._validation import holds_whole_numbers
 
 __all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_csv", "load_npz", "FASHION_MNIST_DIRS"]
@@ -102,14 +102,10 @@ def _read_idx(path, stream, file, file_size, compressed):
     elif file_size != expected:
         raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has {file_size} "
                          f"({'truncated' if file_size < expected else 'trailing data'})")
-    data = bytearray(nbytes)
-    view, filled = memoryview(data), 0
-    while filled < nbytes:
-        got = stream.readinto(view[filled:])
-        if not got:
-            raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has "
-                             f"{header_size + filled} (truncated)")
-        filled += got
+    data, filled = read_exactly(stream, nbytes)
+    if filled < nbytes:
+        raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has "
+                         f"{header_size + filled} (truncated)")
     if stream.read(1):
         raise ValueError(f"{path}: sizes {shape} need {expected} bytes but the file has more (trailing data)")
     array = np.frombuffer(data, dtype).reshape(shape)
