@@ -16,6 +16,18 @@ they run once per library; the digits fits take the median of
 Fashion-MNIST, ≥ 3 on the digits. Both fits run the same computation
 (same initial weights, batches and updates), so their final loss_ is
 reported side by side as a check.
+
+Each row also gets backprop's distance to its arithmetic limit (``limits``):
+the fit's multiply-adds at the run's fastest single-core GEMM rate of the
+row's dtype, on the cores the core's team uses for a step of the batch
+(scikit-learn's ``batch_size="auto"``: min(200, rows)). Counted: every
+epoch's products (forward and weight gradients of every layer, input
+gradients of layers 2..L: ``limits.epoch_macs``). Not counted, though in the
+timed fit: input validation, initialisation, the activations, loss and
+optimizer update, and the per-epoch bookkeeping (loss_curve_, the
+convergence check); no validation pass runs, since scikit-learn's
+``early_stopping`` is off by default. The goal for the stochastic solvers
+('sgd', 'adam') is ≤ 1.2 × the limit, float32 (E1, E2) and float64 (E3, E4).
 """
 
 from __future__ import annotations
@@ -25,10 +37,16 @@ import statistics
 import time
 import warnings
 
+import numpy as np
+
+from . import limits
 
 HIDDEN = (256, 128)
 EPOCHS = 10
 GOALS = {"fashion": 4.0, "digits": 3.0}
+LIMIT_GOAL = 1.2
+#: scikit-learn's batch_size="auto": min(AUTO_BATCH, rows).
+AUTO_BATCH = 200
 LIBRARIES = ("backprop", "sklearn")
 
 
@@ -105,9 +123,26 @@ def time_estimators(mode, dataset, repeats, settle):
             "goal": GOALS[data_key], "data_key": data_key,
             "loss": {library: float(est.loss_) for library, est in fitted.items()},
             "n_iter": {library: int(est.n_iter_) for library, est in fitted.items()},
+            "sizes": [X.shape[1], *HIDDEN, len(np.unique(y))], "rows": int(X.shape[0]),
+            "batch_size": min(AUTO_BATCH, X.shape[0]), "dtype": np.dtype(X.dtype).name,
         }
     result["load_average_after"] = list(os.getloadavg())
     return result
+
+
+def add_arithmetic_limits(figures, rates, threads):
+    """Give every row its ``arithmetic_limit`` (``limits.limit``) against backprop's fit time.
+
+    Parameters
+    ----------
+    figures : time_estimators' result (left alone when skipped)
+    rates : callable(dtype) -> ``limits.gemm_rate`` result
+    threads : int, the suite's thread count
+    """
+    for row in figures.get("rows", {}).values():
+        macs = limits.epoch_macs(row["sizes"], row["rows"]) * row["n_iter"]["backprop"]
+        cores = limits.step_cores(row["sizes"], row["batch_size"], threads)
+        row["arithmetic_limit"] = limits.limit(macs, cores, rates(row["dtype"]), row["seconds"]["backprop"])
 
 
 def table_lines(figures):
@@ -122,6 +157,8 @@ def table_lines(figures):
         lines.append(f"  {key:<5}{row['data']:<38}{row['solver']:<7}{row['seconds']['backprop']:>11.3f}"
                      f"{row['seconds']['sklearn']:>11.3f}{row['speedup']:>9.2f}{'≥ ' + format(row['goal'], 'g'):>7}"
                      f"   {loss['backprop']:.6f} / {loss['sklearn']:.6f}")
+        if row.get("arithmetic_limit"):
+            lines.append(f"       {limits.limit_line(row['arithmetic_limit'])}")
     before, after = figures["load_average_before"], figures["load_average_after"]
     lines.append(f"  load average (1, 5, 15 min) before {', '.join(f'{v:.2f}' for v in before)}, after "
                  f"{', '.join(f'{v:.2f}' for v in after)}")
@@ -139,4 +176,12 @@ def goal_rows(figures):
                      "what": f"sklearn / backprop fit, {row['data_key']}, {row['solver']}",
                      "goal": f"≥ {row['goal']:g}", "status": "PASS" if figure >= row["goal"] else "MISS",
                      "note": "" if row["epochs"] == EPOCHS else f"{row['epochs']} epoch(s) only"})
+    for key, row in figures["rows"].items():
+        figure = (row.get("arithmetic_limit") or {}).get("native_over_limit")
+        status = "n/a" if figure is None else "PASS" if figure <= LIMIT_GOAL else "MISS"
+        notes = [] if row["epochs"] == EPOCHS else [f"{row['epochs']} epoch(s) only"]
+        rows.append({"id": key, "workload": key, "bound": LIMIT_GOAL, "measured": figure,
+                     "what": f"backprop fit / arithmetic limit, {row['dtype']}, {row['solver']}",
+                     "goal": f"≤ {LIMIT_GOAL:g}", "status": status,
+                     "note": "; ".join(notes + ([] if figure is not None else ["no GEMM rate measured"]))})
     return rows

@@ -31,6 +31,7 @@ LABELS = {
     "torch": "PyTorch CPU",
     "sklearn": "sklearn MLP",
     "floor": "BLAS floor",
+    "onnxruntime": "onnxruntime",
 }
 
 #: Batches of an untimed ``prime`` run.

@@ -13,8 +13,9 @@ import numpy as np
 
 import backprop as bp
 
-from . import custom_loops, data_parallel, estimators
+from . import custom_loops, data_parallel, estimators, limits, threads as thread_settings
 from .peers import LABELS, PEER_NAMES, blas_info
+from .workloads import TRAINING_KEYS
 
 MIB = 1024 * 1024
 
@@ -169,21 +170,20 @@ def _notes(figures, labels=LABELS):
 
 def tables(results):
     """The whole stdout report as a list of lines."""
-    lines = header_lines(results) + [""]
+    lines = header_lines(results) + [""] + limits.rate_lines(results.get("gemm_rates"))
     workloads = results["workloads"]
     column_titles = f"  {'peer':<18}{'median s':>10}{'samples/s':>12}{'× native':>9}"
-    for key in ("W1", "W2", "W3", "W8", "W6.W1", "W6.W2", "W6.W3", "W10", "W11"):
+    for key in TRAINING_KEYS:
         if key not in workloads:
             continue
         figures = workloads[key]
         lines += [f"{key:<6}{figures['description']}", column_titles]
         lines += _peer_rows(figures["seconds"], figures["workload"]["n_samples"]) + _notes(figures)
-        if "arithmetic_limit" in figures:
-            limit = figures["arithmetic_limit"]
-            native = (f", native {limit['native_over_limit']:.2f} × it" if "native_over_limit" in limit else "")
-            lines.append(f"  arithmetic limit: {limit['macs'] / 1e6:,.0f} M multiply-adds at the single-core GEMM "
-                         f"rate ({limit['gmacs_per_second']:.1f} G/s) = {limit['seconds'] * 1e3:.2f} ms{native}")
+        if figures.get("arithmetic_limit"):
+            lines.append(f"  {limits.limit_line(figures['arithmetic_limit'])}")
         lines.append("")
+        if key == "W3" and "W3.1" in workloads:
+            lines += call_lines("W3.1", workloads["W3.1"])
     if "W4" in workloads:
         lines.append("W4    efficiency = BLAS floor / native epoch time")
         for key in ("W1", "W2"):
@@ -197,13 +197,7 @@ def tables(results):
         lines += [f"W5    {figures['description']}", column_titles.replace("samples/s", "rows/s")]
         lines += _peer_rows(figures["seconds"], figures["rows"]) + _notes(figures) + [""]
     if "W5.1" in workloads:
-        figures = workloads["W5.1"]
-        micros = figures["microseconds"]
-        native = micros.get("native")
-        lines += [f"W5.1  {figures['description']}", f"  {'peer':<18}{'µs/call':>10}{'× native':>9}"]
-        lines += [f"  {LABELS[name]:<18}{micros[name]:10.1f}" + (f"{micros[name] / native:9.2f}" if native else "")
-                  for name in PEER_NAMES if name in micros]
-        lines.append("")
+        lines += call_lines("W5.1", workloads["W5.1"])
     if "W6" in workloads:
         lines.append("W6    native/peer time ratio, float32 → float64")
         for name, c in workloads["W6"].items():
@@ -211,13 +205,7 @@ def tables(results):
                 lines.append(f"  {name:<22} {c['float32']:.3f} → {c['float64']:.3f} ({c['change']:+.0%})")
         lines.append("")
     if "W7" in workloads:
-        w7 = workloads["W7"]
-        parts = [f"{n} thread{'s' if n != 1 else ''} {w7['seconds'][str(n)]:.3f} s" for n in w7["threads"]]
-        speedup = f", speed-up {w7['speedup']:.2f}" if w7["speedup"] else " (one thread only)"
-        capped = {n: got for n, got in w7.get("threads_reported", {}).items() if int(n) != got}
-        if capped:
-            speedup += f" (bp.get_num_threads() reported {capped} for the requested counts)"
-        lines += [f"W7    W2 on backprop native: {', '.join(parts)}{speedup}", ""]
+        lines += threads_lines(workloads["W7"]) + [""]
     if "W9" in workloads:
         lines += contention_lines(workloads["W9"]) + [""]
     if "E" in workloads:
@@ -232,12 +220,42 @@ def tables(results):
     return lines
 
 
+def call_lines(key, figures):
+    """W3.1 and W5.1: µs per call of each peer, and its time over native's."""
+    micros = figures["microseconds"]
+    native = micros.get("native")
+    lines = [f"{key:<6}{figures['description']}", f"  {'peer':<18}{'µs/call':>10}{'× native':>9}"]
+    lines += [f"  {LABELS[name]:<18}{value:10.1f}" + (f"{value / native:9.2f}" if native else "")
+              for name, value in micros.items()]
+    lines += [f"  - {LABELS[name]} skipped: {why}" for name, why in figures.get("skipped", {}).items()]
+    return lines + [""]
+
+
+def threads_lines(w7):
+    """W7: each setting's median epoch per workload, the speed-ups and the default over the best fixed."""
+    names, labels = w7["settings"], w7["labels"]
+    lines = [f"W7    {w7['description']}",
+             "  wl   " + "".join(f"{labels[n]:>22}" for n in names)
+             + f"{'speed-up':>10}{'shared':>8}{'default/best fixed':>20}"]
+    for key, figures in w7["workloads"].items():
+        seconds = figures["seconds"]
+        cells = "".join(f"{seconds[n]:21.3f}s" if n in seconds else f"{'-':>22}" for n in names)
+        ratios = "".join(f"{figures[field]:{width}.2f}" if figures.get(field) else f"{'-':>{width}}"
+                         for field, width in (("speedup", 10), ("speedup_shared", 8), ("default_over_best_fixed", 20)))
+        lines.append(f"  {key:<5}{cells}{ratios}")
+        lines += [f"    {line.strip()}" for line in _notes(figures, labels)]
+    if w7["threads_reported"] != w7["threads"]:
+        lines.append(f"  bp.get_num_threads() reported {w7['threads_reported']} for {w7['threads']} requested")
+    return lines
+
+
 def contention_lines(w9):
     """W9: each setting's median epoch time per busy-process count and workload, and the two ratios."""
     labels = w9["labels"]
     names = list(w9["settings"])
     lines = [f"W9    {w9['description']}",
-             "  busy wl  " + "".join(f"{labels[n]:>20}" for n in names) + f"{'default/1 thr':>15}{'default/PyTorch':>17}"]
+             "  busy wl  " + "".join(f"{labels[n]:>20}" for n in names)
+             + f"{'default/1 thr':>15}{'default/PyTorch':>17}{'default/best fixed':>20}"]
     for busy, level in w9["loads"].items():
         for key in ("W1", "W2"):
             if key not in level:
@@ -248,7 +266,9 @@ def contention_lines(w9):
             torch_best = min([seconds[n] for n in ("torch_1", "torch_n") if n in seconds], default=None)
             own = f"{default / seconds['native_1']:15.2f}" if default and "native_1" in seconds else f"{'-':>15}"
             peer = f"{default / torch_best:17.2f}" if default and torch_best else f"{'-':>17}"
-            lines.append(f"  {busy:<4} {key:<4}{cells}{own}{peer}")
+            fixed = (thread_settings.default_over_best_fixed(seconds) if "native_shared" in seconds else None)
+            fixed = f"{fixed:20.2f}" if fixed else f"{'-':>20}"
+            lines.append(f"  {busy:<4} {key:<4}{cells}{own}{peer}{fixed}")
             lines += [f"    {line.strip()}" for line in _notes({"failed": level[key].get("failed", {}),
                                                                  "notes": level[key].get("notes", {})}, labels)]
         lines.append(f"       load average at start {_format_load(level['load_average_at_start'])}, "

@@ -12,7 +12,6 @@ all peers get the same freshly shuffled order for each epoch.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import sys
 import time
@@ -22,10 +21,10 @@ import numpy as np
 
 import backprop as bp
 
-from . import contention, custom_loops, data_parallel, estimators, rss
+from . import calls, contention, custom_loops, data_parallel, estimators, limits, rss, threads as thread_settings
 from . import data as bench_data
-from .peers import LABELS, make_network, make_predictor, make_trainer
-from .workloads import W1_SIZES, Workload, goals, training_workloads, warmup_rows
+from .peers import LABELS, make_predictor, make_trainer
+from .workloads import TRAINING_KEYS, W1_SIZES, Workload, goals, training_workloads, warmup_rows
 
 
 _STARTED = time.perf_counter()
@@ -192,115 +191,6 @@ def time_prediction(workload, X, peers, repeats, settle):
     }
 
 
-def single_core_gemm_rate(dtype, n=1024, repeats=5):
-    """Multiply-adds per second of NumPy's BLAS on one thread for an n × n product: the arithmetic rate
-    the limits of small workloads are measured against."""
-    a = np.random.default_rng(0).random((n, n)).astype(dtype)
-    out = np.empty_like(a)
-    try:
-        from threadpoolctl import threadpool_limits
-        one_thread = threadpool_limits(limits=1, user_api="blas")
-    except ImportError:  # then the rate is BLAS's on its default threads, and the limit lower
-        one_thread = contextlib.nullcontext()
-    times = []
-    with one_thread:
-        np.matmul(a, a, out=out)
-        for _ in range(repeats):
-            started = time.perf_counter()
-            np.matmul(a, a, out=out)
-            times.append(time.perf_counter() - started)
-    return n ** 3 / min(times)
-
-
-def epoch_macs(workload):
-    """Multiply-adds of one epoch's products: forward and weight gradients of every layer, input
-    gradients of layers 2..L (the batch's own gradient is not needed)."""
-    per_sample = sum(a * b for a, b in zip(workload.sizes[:-1], workload.sizes[1:]))
-    first = workload.sizes[0] * workload.sizes[1]
-    return workload.n_samples * (3 * per_sample - first)
-
-
-def arithmetic_limit(figures, rate):
-    """The workload's products at `rate` multiply-adds per second, against native's time."""
-    workload = Workload.from_dict(figures["workload"])
-    macs = epoch_macs(workload)
-    limit = {"macs": macs, "gmacs_per_second": rate / 1e9, "seconds": macs / rate}
-    if "native" in figures["seconds"]:
-        limit["native_over_limit"] = figures["seconds"]["native"] / limit["seconds"]
-    return limit
-
-
-def time_single_sample(X, init, peers, repeats, calls=2000):
-    """W5.1: µs per call of a forward pass over one sample (the W1 network), per peer.
-
-    Each peer answers `calls` calls in a row, `repeats` times (at least 5),
-    peers interleaved; the figure is the median over repetitions of the mean
-    call time. What a service embedding the network pays per request:
-    the Python call and its checks included.
-    """
-    row = np.ascontiguousarray(X[:1])
-    calls_of = {}
-    for name in peers:
-        if name in ("native", "numpy"):
-            workload = Workload("W5.1", W1_SIZES, "relu", 1, 1)
-            net = make_network(name, workload, init)
-            calls_of[name] = lambda net=net: net.forward(row)
-        elif name == "torch":
-            import torch
-            from .peers import make_torch_model
-            model, tensor = make_torch_model(Workload("W5.1", W1_SIZES, "relu", 1, 1), init), torch.from_numpy(row)
-
-            def torch_forward(model=model, tensor=tensor):
-                with torch.inference_mode():
-                    return torch.softmax(model(tensor), dim=1)
-            calls_of[name] = torch_forward
-    means = {name: [] for name in calls_of}
-    for repetition in [None] + list(range(max(repeats, 5))):
-        for name in _rotated(list(calls_of), repetition or 0):
-            call = calls_of[name]
-            for _ in range(calls // 10):
-                call()
-            started = time.perf_counter()
-            for _ in range(calls):
-                call()
-            if repetition is not None:
-                means[name].append((time.perf_counter() - started) / calls * 1e6)
-    micros = {name: _median(m) for name, m in means.items()}
-    return {"description": "forward pass of one sample (1 × 784) through the W1 network, per call, in µs",
-            "microseconds": micros, "runs": means, "calls_per_run": calls}
-
-
-def time_threads(workload, X, y, threads, repeats, settle):
-    """W7: native epoch time of `workload` with 1 thread and with `threads`, interleaved."""
-    trainer = make_trainer("native", workload, _initial_params(workload))
-    counts = [1, threads] if threads > 1 else [1]
-    times = {n: [] for n in counts}
-    reported = {}  # what bp.get_num_threads() says after each setting: a capped request shows here
-    order_generator = np.random.default_rng(20_000 + workload.seed)
-    try:
-        for repetition in [None] + list(range(repeats)):
-            n_rows = warmup_rows(workload) if repetition is None else workload.n_samples
-            for count in _rotated(counts, repetition or 0):
-                state, order = _draw_order(order_generator, n_rows)
-                trainer.prepare(X[:n_rows], y[:n_rows], order, state)
-                bp.set_num_threads(count)
-                reported[str(count)] = bp.get_num_threads()
-                if repetition is not None:
-                    _settle(settle)
-                    trainer.prime()
-                started = time.perf_counter()
-                trainer.run()
-                if repetition is not None:
-                    times[count].append(time.perf_counter() - started)
-    finally:
-        bp.set_num_threads(threads)
-    seconds = {str(n): _median(t) for n, t in times.items()}
-    speedup = seconds["1"] / seconds[str(threads)] if threads > 1 else None
-    return {"description": f"W2 on backprop native with 1 and {threads} threads: {workload.describe()}",
-            "threads": counts, "threads_reported": reported, "seconds": seconds,
-            "runs": {str(n): t for n, t in times.items()}, "speedup": speedup}
-
-
 def _derived(timed):
     """W4 (efficiency of W1 and W2) and W6 (float64 against float32 ratios) from the timed workloads."""
     derived = {}
@@ -328,6 +218,14 @@ def _derived(timed):
     return derived
 
 
+def arithmetic_limit(figures, rates, threads):
+    """A timed workload's limit (``limits.limit``) against native's median epoch, at `rates`(dtype)."""
+    workload = Workload.from_dict(figures["workload"])
+    return limits.limit(limits.epoch_macs(workload.sizes, workload.n_samples),
+                        limits.step_cores(workload.sizes, workload.batch_size, threads), rates(workload.dtype),
+                        figures["seconds"].get("native"))
+
+
 def memory(peers, X, y, workload, threads):
     """Peak RSS of each peer's W1 fit (each in a fresh process) and native's bound."""
     figures = rss.measure(peers, X, y, workload, threads)
@@ -341,13 +239,18 @@ def memory(peers, X, y, workload, threads):
 
 
 def _contention_figure(w9, goal):
-    """(figure, note) of a W9 goal: native default's time over native 1 thread or PyTorch's best."""
+    """(figure, note) of a W9 goal: native default's time over native 1 thread, the best fixed native
+    setting or PyTorch's best."""
     if w9 is None:
         return None, "not run"
     _, key, busy = goal.key.split(":")
     seconds = w9["loads"].get(busy, {}).get(key, {}).get("seconds", {})
     if "native_default" not in seconds:
         return None, "needs native"
+    if goal.peer == "best_fixed":
+        if "native_shared" not in seconds:
+            return None, "needs --threads ≥ 2"
+        return thread_settings.default_over_best_fixed(seconds), ""
     if goal.peer == "native_1":
         other = seconds.get("native_1")
     else:
@@ -357,16 +260,29 @@ def _contention_figure(w9, goal):
     return seconds["native_default"] / other, ""
 
 
+def _threads_figure(w7, goal):
+    """(figure, note) of a W7 goal: a workload's 2-thread speed-up, or its default over the best fixed
+    setting."""
+    if w7 is None:
+        return None, "not run"
+    figures = w7["workloads"].get(goal.key.split(":")[1])
+    if figures is None:
+        return None, "not run"
+    figure = figures.get("speedup") if goal.kind == "speedup" else figures.get("default_over_best_fixed")
+    return figure, "" if figure is not None else "needs --threads ≥ 2 and native"
+
+
 def evaluate_goals(results):
     """The goals table: each goal with its measured figure and PASS, MISS or n/a."""
     rows = []
     workloads = results["workloads"]
     for goal in goals():
         figure, note = None, ""
-        if goal.kind in ("ratio", "floor", "limit", "dtype", "latency", "cost") and goal.key not in workloads:
+        if goal.kind in ("ratio", "floor", "limit", "dtype", "latency", "call_ratio", "cost") \
+                and goal.key not in workloads:
             note = "not run"
         elif goal.kind == "limit":
-            figure = workloads[goal.key].get("arithmetic_limit", {}).get("native_over_limit")
+            figure = (workloads[goal.key].get("arithmetic_limit") or {}).get("native_over_limit")
             note = "" if figure is not None else "needs native"
         elif goal.kind == "dtype":
             single, double = workloads.get(goal.key[3:], {}).get("seconds", {}), workloads[goal.key]["seconds"]
@@ -375,6 +291,10 @@ def evaluate_goals(results):
         elif goal.kind == "latency":
             figure = workloads[goal.key]["microseconds"].get("native")
             note = "" if figure is not None else "needs native"
+        elif goal.kind == "call_ratio":
+            micros = workloads[goal.key]["microseconds"]
+            figure = micros["native"] / micros[goal.peer] if "native" in micros and goal.peer in micros else None
+            note = "" if figure is not None else f"needs native and {LABELS[goal.peer]}"
         elif goal.kind == "contention":
             figure, note = _contention_figure(workloads.get("W9"), goal)
         elif goal.kind == "cost":  # native time of a W1 variant over native W1's
@@ -393,10 +313,8 @@ def evaluate_goals(results):
                 figure = seconds["native"] / seconds["floor"]
             else:
                 note = "needs native"
-        elif goal.kind == "speedup":
-            figure = workloads.get("W7", {}).get("speedup")
-            if figure is None:
-                note = "needs --threads ≥ 2" if "W7" in workloads else "not run"
+        elif goal.kind in ("speedup", "threads"):
+            figure, note = _threads_figure(workloads.get("W7"), goal)
         elif goal.kind == "memory":
             figure = results.get("memory", {}).get("native_fit_increase_over_bound")
             if figure is None:
@@ -471,26 +389,29 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
 
     results["workloads"].update(_derived(results["workloads"]))
 
-    if "W3" in results["workloads"] or "W6.W3" in results["workloads"]:
-        _log("single-core GEMM rates (the arithmetic limit of W3)")
-        rates = {dtype: single_core_gemm_rate(dtype) for dtype in ("float32", "float64")}
-        for key in ("W3", "W6.W3"):
-            if key in results["workloads"]:
-                figures = results["workloads"][key]
-                figures["arithmetic_limit"] = arithmetic_limit(figures, rates[figures["workload"]["dtype"]])
+    rates = limits.Rates(_log)
+    for key in TRAINING_KEYS:
+        if key in results["workloads"]:
+            figures = results["workloads"][key]
+            figures["arithmetic_limit"] = arithmetic_limit(figures, rates, threads)
+    calls_per_run = 2000 if mode.name == "full" else 200
+    if "W3" in selected:
+        _log("W3.1: fit call of one batch")
+        X, y = arrays_for(workloads["W3"])
+        results["workloads"]["W3.1"] = calls.time_fit_call(workloads["W3"], X, y, _initial_params(workloads["W3"]),
+                                                           peers, repeats, calls=calls_per_run)
     if "W5" in selected:
         w5 = Workload("W5", W1_SIZES, "relu", 32, mode.predict_rows)
         _log(f"W5: predict {mode.predict_rows:,} rows")
         results["workloads"]["W5"] = time_prediction(w5, dataset.X_test, peers + ["floor"], repeats,
                                                      mode.settle_seconds)
         _log("W5.1: forward of one sample")
-        results["workloads"]["W5.1"] = time_single_sample(dataset.X_test, _initial_params(w5), peers, repeats,
-                                                          calls=2000 if mode.name == "full" else 200)
+        results["workloads"]["W5.1"] = calls.time_single_sample(dataset.X_test, _initial_params(w5), peers,
+                                                                repeats, calls=calls_per_run)
     if "W7" in selected and "native" in peers:
-        _log(f"W7: W2 native, 1 vs {threads} threads")
-        X, y = arrays_for(workloads["W2"])
-        results["workloads"]["W7"] = time_threads(workloads["W2"], X, y, threads, repeats,
-                                                  mode.settle_seconds)
+        results["workloads"]["W7"] = thread_settings.time_threads(
+            {key: workloads[key] for key in ("W1", "W2")}, arrays_for, threads, repeats, mode.settle_seconds,
+            time_training, _log)
     if "W9" in selected and "native" in peers:
         under_load = {key: replace(workloads[key], n_samples=mode.contention_samples) for key in ("W1", "W2")}
         results["workloads"]["W9"] = contention.time_contention(under_load, arrays_for, peers, threads, repeats,
@@ -498,6 +419,7 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
     if "E" in selected and "sklearn" in peers:
         _log("E1-E4: backprop.sklearn.MLPClassifier.fit against scikit-learn's")
         results["workloads"]["E"] = estimators.time_estimators(mode, dataset, repeats, mode.settle_seconds)
+        estimators.add_arithmetic_limits(results["workloads"]["E"], rates, threads)
     if "CL" in selected and "native" in peers:
         _log("CL: W2 by hand-written loops against Network.fit and PyTorch's loop, 1 thread")
         X, y = arrays_for(workloads["W2"])
@@ -507,6 +429,7 @@ def run_suite(mode, repeats, threads, peers, data_path=None, force_synthetic=Fal
         _log("MPI: W2 data-parallel on 1 and 2 processes")
         X, y = arrays_for(workloads["W2"])
         results["workloads"]["MPI"] = data_parallel.measure(workloads["W2"], X, y, repeats)
+    results["gemm_rates"] = rates.measured
     if measure_memory:
         _log("memory: W1 fit per peer, each in a fresh process")
         X, y = arrays_for(workloads["W1"])
