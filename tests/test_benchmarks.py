@@ -67,14 +67,24 @@ def test_json_holds_every_workload(smoke_run):
     assert "floor" in workloads["W1"]["seconds"]
     assert set(workloads["W5"]["seconds"]) >= {"numpy", "floor"}
     assert "numpy" in workloads["W5.1"]["microseconds"]
-    for key in ("W3", "W6.W3"):
-        assert set(workloads[key]["arithmetic_limit"]) >= {"macs", "gmacs_per_second", "seconds"}
+    assert "numpy" in workloads["W3.1"]["microseconds"]
+    for figures in (workloads["W5.1"], workloads["W3.1"]):
+        assert all(value > 0 for value in figures["microseconds"].values())
+    if _installed("onnx") and _installed("onnxruntime"):
+        assert workloads["W5.1"]["microseconds"]["onnxruntime"] > 0
+    else:
+        assert "onnxruntime" in workloads["W5.1"]["skipped"]
     if native:
+        assert workloads["W3.1"]["microseconds"]["native"] > 0
         assert set(workloads["W4"]) >= {"W1", "W2"}
         assert set(workloads["W4"]["W1"]) >= {"floor_seconds", "native_seconds", "efficiency",
                                               "native_over_floor"}
         assert "W6" in workloads
-        assert workloads["W7"]["threads"] == [1]  # --threads 1: nothing to compare
+        w7 = workloads["W7"]
+        assert w7["settings"] == ["native_1"]  # --threads 1: nothing to compare
+        for key in ("W1", "W2"):
+            assert w7["workloads"][key]["seconds"]["native_1"] > 0
+            assert w7["workloads"][key]["default_over_best_fixed"] is None
         for busy in ("1", "2"):  # W9: under 1 and 2 busy processes the suite started and stopped
             level = workloads["W9"]["loads"][busy]
             assert set(level) >= {"W1", "W2", "load_average_at_start", "load_average_at_end"}
@@ -92,7 +102,7 @@ def test_json_reports_memory_and_goals(smoke_run):
         assert set(memory["native_bound"]) >= {"params_x4", "permutation", "batch_buffers", "total"}
     ids = [row["id"] for row in results["goals"]]
     assert ids.count("W6") == 6 and {"W1", "W2", "W3", "W4", "W5", "W7", "W8", "W10", "W11", "mem"} <= set(ids)
-    assert ids.count("W9") == 8
+    assert ids.count("W7") == 4 and ids.count("W9") == 10
     if results["peers"]["native"][0]:  # W9's own goal needs only native; the other one also PyTorch
         assert all(row["status"] != "n/a" for row in results["goals"]
                    if row["id"] == "W9" and "native 1 thread" in row["what"])
@@ -100,6 +110,79 @@ def test_json_reports_memory_and_goals(smoke_run):
     assert "Goals" in stdout and "instruction-set level" in stdout
     if _installed("matplotlib"):
         assert results["files"]["chart"] and os.path.isfile(results["files"]["chart"])
+
+
+def _limit_is_complete(limit, threads):
+    assert set(limit) >= {"macs", "cores", "gmacs_per_second", "rate_source", "seconds", "native_over_limit"}
+    assert limit["macs"] > 0 and limit["seconds"] > 0 and limit["native_over_limit"] > 0
+    assert 1 <= limit["cores"] <= threads
+
+
+def test_json_holds_the_arithmetic_limits(smoke_run):
+    """Every training workload and E1–E4 against its limit, at the fastest GEMM rate the run measured."""
+    results, stdout, _ = smoke_run
+    rates = results["gemm_rates"]
+    assert set(rates) == {"float32", "float64"}
+    for rate in rates.values():
+        assert "numpy" in rate["candidates"] and all(value > 0 for value in rate["candidates"].values())
+        assert rate["multiply_adds_per_second"] == max(rate["candidates"].values())
+        assert rate["candidates"][rate["fastest"]] == rate["multiply_adds_per_second"]
+        if results["peers"]["native"][0]:
+            assert "native" in rate["candidates"]
+    if not results["peers"]["native"][0]:
+        return
+    workloads = results["workloads"]
+    for key in ("W1", "W2", "W3", "W8", "W6.W1", "W6.W2", "W6.W3", "W10", "W11"):
+        limit = workloads[key]["arithmetic_limit"]
+        _limit_is_complete(limit, 1)
+        dtype = workloads[key]["workload"]["dtype"]
+        assert limit["gmacs_per_second"] == rates[dtype]["multiply_adds_per_second"] / 1e9
+    assert workloads["W1"]["arithmetic_limit"]["macs"] == 512 * (3 * (784 * 256 + 256 * 128 + 128 * 10) - 784 * 256)
+    if _installed("sklearn"):
+        for row in workloads["E"]["rows"].values():
+            _limit_is_complete(row["arithmetic_limit"], 1)
+    limit_rows = [row for row in results["goals"] if "arithmetic limit" in row["what"]]
+    assert {row["id"] for row in limit_rows} >= {"W1", "W2", "W3"} | ({"E1", "E2", "E3", "E4"}
+                                                                      if _installed("sklearn") else set())
+    assert all(row["status"] != "n/a" for row in limit_rows)
+    assert stdout.count("arithmetic limit: ") >= 9 and "GEMM  single-core 1024 × 1024" in stdout
+
+
+@pytest.fixture(scope="module")
+def two_thread_run(tmp_path_factory):
+    """W7 and W9 compare thread settings: a smoke run on 2 threads, native only."""
+    out = tmp_path_factory.mktemp("bench") / "smoke2.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--synthetic", "--threads", "2",
+                           "--peers", "native", "--workloads", "W7,W9", "--no-memory", "--no-plot",
+                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out) as file:
+        return json.load(file), done.stdout
+
+
+def test_json_compares_the_thread_settings(two_thread_run):
+    """W7: 1 thread, the default and forced sharing on W1 and W2; W9 adds forced sharing beside 1 busy process."""
+    results, stdout = two_thread_run
+    if not results["peers"]["native"][0]:
+        assert "W7" not in results["workloads"]
+        return
+    w7 = results["workloads"]["W7"]
+    assert w7["settings"] == ["native_1", "native_default", "native_shared"]
+    for key in ("W1", "W2"):
+        figures = w7["workloads"][key]
+        assert all(figures["seconds"][name] > 0 for name in w7["settings"])
+        assert figures["speedup"] > 0 and figures["speedup_shared"] > 0 and figures["default_over_best_fixed"] > 0
+    w9 = results["workloads"]["W9"]
+    for key in ("W1", "W2"):
+        assert set(w9["loads"]["1"][key]["seconds"]) == {"native_1", "native_default", "native_shared"}
+        assert "native_shared" not in w9["loads"]["2"][key]["seconds"]
+    rows = {(row["id"], row["what"]): row for row in results["goals"]}
+    for key in ("W1", "W2"):
+        for what in (f"native speed-up, n threads over 1 ({key})",
+                     f"native default / best fixed setting ({key}, idle)"):
+            assert rows[("W7", what)]["measured"] > 0
+        assert rows[("W9", f"native default / best fixed setting ({key}, 1 busy)")]["measured"] > 0
+    assert "W7    W1 and W2 on backprop native" in stdout and "default/best fixed" in stdout
 
 
 @pytest.mark.parametrize("folder", ["missing", "empty"])
