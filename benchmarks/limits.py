@@ -20,7 +20,6 @@ leaves out, which is why it is a limit.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
