@@ -163,6 +163,79 @@ Clip<T> gradient_clip(const OptimizerConfig& c, const T* g, Index n) {
 
 }  // namespace detail
 
+// One step's update of the parameters, applied a block of rows at a time:
+// the whole network at once by optimizer_step, or, inside a training step,
+// each layer as soon as its gradient is complete and no part of the step
+// reads its weights any more (backward_pass). Either way every entry gets
+// the same arithmetic, so the result does not depend on the order.
+template <class T>
+class StepRule {
+ public:
+  // For step state.step + 1 of `config` on gradients `grads` (read now only
+  // for a norm clip, which needs the whole gradient before any update).
+  StepRule(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
+           const StepBackup<T>& backup, const T* grads)
+      : arch_(arch),
+        config_(config),
+        state_(state),
+        backup_(backup),
+        clip_(detail::gradient_clip(config, grads, arch.n_params())),
+        t_(state.step + 1),
+        decay_(config.kind == OptimizerKind::adamw ? T(0) : T(config.weight_decay)),
+        keep_(config.kind == OptimizerKind::adamw ? T(1.0 - config.lr * config.weight_decay) : T(1)) {}
+
+  // Rows [r0, r0 + rows) of layer l: those of W^(l) (with weight decay), then
+  // its entries of b^(l) (and γ^(l), β^(l)). Leaves the old parameters in
+  // `grads`; returns the probe (0 when every new value is finite).
+  T update_rows(T* params, T* grads, Index l, Index r0, Index rows) const {
+    const Index n_out = arch_.n_out(l);
+    const Index gamma_at = arch_.has_norm(l) ? arch_.gamma_offset(l) : 0;
+    const Index segments[4][2] = {{arch_.weight_offset(l) + r0 * arch_.n_in(l), rows * arch_.n_in(l)},
+                                  {arch_.bias_offset(l) + r0, rows},
+                                  {gamma_at + r0, rows},
+                                  {gamma_at + n_out + r0, rows}};
+    T probe = 0;
+    for (int s = 0; s < (arch_.has_norm(l) ? 4 : 2); ++s) {
+      const Index at = segments[s][0], n = segments[s][1];
+      const T seg_decay = s == 0 ? decay_ : T(0), seg_keep = s == 0 ? keep_ : T(1);
+      if (config_.kind == OptimizerKind::sgd) {
+        T* buf = state_.first ? state_.first + at : nullptr;
+        T* buf_old = state_.first ? backup_.first + at : nullptr;
+        probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config_, seg_decay, clip_);
+      } else {
+        probe += detail::adam_segment(params + at, grads + at, state_.first + at, state_.second + at,
+                                      backup_.first + at, backup_.second + at, n, config_, seg_decay, seg_keep,
+                                      t_, clip_);
+      }
+    }
+    return probe;
+  }
+
+  // Ends the step once every row has been updated, given the sum of the
+  // probes: counts it, or, if anything came out not finite, undoes it exactly
+  // and returns false.
+  bool finish(T* params, const T* grads, T probe_total) const {
+    if (probe_total == T(0)) {
+      state_.step = t_;
+      return true;
+    }
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(arch_.n_params());
+    std::memcpy(params, grads, bytes);
+    if (state_.first) std::memcpy(state_.first, backup_.first, bytes);
+    if (state_.second) std::memcpy(state_.second, backup_.second, bytes);
+    return false;
+  }
+
+ private:
+  const Architecture& arch_;
+  const OptimizerConfig& config_;
+  OptimizerState<T>& state_;
+  const StepBackup<T>& backup_;
+  detail::Clip<T> clip_;
+  std::int64_t t_;
+  T decay_, keep_;
+};
+
 // One optimizer step, shared by `team`: params ← update(params, grads, state)
 // and state.step += 1. Each part updates the rows of W and entries of b
 // whose gradients the same part of the backward pass computed. If any new
@@ -172,49 +245,16 @@ Clip<T> gradient_clip(const OptimizerConfig& c, const T* g, Index n) {
 template <class T>
 bool optimizer_step(const Architecture& arch, const OptimizerConfig& config, OptimizerState<T>& state,
                     const StepBackup<T>& backup, T* params, T* grads, const Team& team, T* probes) {
-  const std::int64_t t = state.step + 1;
-  const bool decoupled = config.kind == OptimizerKind::adamw;
-  const T decay = decoupled ? T(0) : T(config.weight_decay);
-  const T keep = decoupled ? T(1.0 - config.lr * config.weight_decay) : T(1);
-  const detail::Clip<T> clip = detail::gradient_clip(config, grads, arch.n_params());
+  const StepRule<T> rule(arch, config, state, backup, grads);
   team.parallel([&](const Part& part) {
     T probe = 0;
-    for (Index l = 0; l < arch.n_layers(); ++l) {
-      const Index n_out = arch.n_out(l), r0 = part.begin(n_out), rows = part.count(n_out);
-      // This part's rows of W^(l) (with weight decay), then its entries of b^(l) (and γ^(l), β^(l)).
-      const Index gamma_at = arch.has_norm(l) ? arch.gamma_offset(l) : 0;
-      const Index segments[4][2] = {{arch.weight_offset(l) + r0 * arch.n_in(l), rows * arch.n_in(l)},
-                                    {arch.bias_offset(l) + r0, rows},
-                                    {gamma_at + r0, rows},
-                                    {gamma_at + n_out + r0, rows}};
-      for (int s = 0; s < (arch.has_norm(l) ? 4 : 2); ++s) {
-        const Index at = segments[s][0], n = segments[s][1];
-        const T seg_decay = s == 0 ? decay : T(0), seg_keep = s == 0 ? keep : T(1);
-        if (config.kind == OptimizerKind::sgd) {
-          T* buf = state.first ? state.first + at : nullptr;
-          T* buf_old = state.first ? backup.first + at : nullptr;
-          probe += detail::sgd_segment(params + at, grads + at, buf, buf_old, n, config, seg_decay, clip);
-        } else {
-          probe += detail::adam_segment(params + at, grads + at, state.first + at, state.second + at,
-                                        backup.first + at, backup.second + at, n, config, seg_decay, seg_keep, t,
-                                        clip);
-        }
-      }
-    }
+    for (Index l = 0; l < arch.n_layers(); ++l)
+      probe += rule.update_rows(params, grads, l, part.begin(arch.n_out(l)), part.count(arch.n_out(l)));
     probes[part.id] = probe;
   });
   T total = 0;
   for (int i = 0; i < team.size(); ++i) total += probes[i];
-  const bool finite = total == T(0);
-  if (finite) {
-    state.step = t;
-  } else {
-    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(arch.n_params());
-    std::memcpy(params, grads, bytes);
-    if (state.first) std::memcpy(state.first, backup.first, bytes);
-    if (state.second) std::memcpy(state.second, backup.second, bytes);
-  }
-  return finite;
+  return rule.finish(params, grads, total);
 }
 
 }  // namespace backprop

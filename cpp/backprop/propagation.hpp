@@ -10,6 +10,7 @@
 #include "dropout.hpp"
 #include "layer_norm.hpp"
 #include "losses.hpp"
+#include "optimizers.hpp"
 #include "team.hpp"
 #include "types.hpp"
 
@@ -120,7 +121,7 @@ void forward_pass(const Architecture& arch, const T* params, const ConstMatrixMa
     const bool by_columns = act == Activation::softmax || arch.has_norm(l) ||
                             (arch.keeps_input(l) && act == arch.activation(l)) ||
                             (dropout && arch.dropout(l) > 0);
-    team.parallel([&](const Part& part) {
+    team.parallel(double(B) * double(n) * double(arch.n_in(l)), [&](const Part& part) {
       dense_forward(arch.W(params, l), arch.b(params, l), by_columns ? Activation::identity : act, prev, out,
                     part.begin(n), part.count(n), ws.transposed_weights());
     });
@@ -161,16 +162,32 @@ void forward_by_samples(const Architecture& arch, const T* params, const ConstMa
   });
 }
 
+// An optimizer step taken inside backward_pass: each layer's rows are
+// updated by `rule` in the phase after the one that completed their gradient
+// and last read their weights, while both are still in the cache of the
+// thread that computed them; probes[part] sums that part's probes.
+template <class T>
+struct FusedStep {
+  const StepRule<T>& rule;
+  T* params;
+  T* probes;
+};
+
 // From δ^(L) in ws.delta(L, B), writes ∂R/∂W, ∂R/∂b (and ∂R/∂γ, ∂R/∂β) of
 // every layer into the flat `grads` (added to it with `accumulate`), shared by
 // `team`. Needs the buffers that forward_pass left in `ws`, the same `input`,
-// and `dropped` when that pass applied dropout.
+// and `dropped` when that pass applied dropout. With `step` (and without
+// `accumulate`) it also takes that step, consuming `grads` as optimizer_step
+// does: layer l + 1 is updated in layer l's phase (the weights of layer
+// l + 1 are read by its own phase, for δ^(l)), and layer 0 in its own.
 // Code layer l (0-based) is the math's layer l+1: ws.delta(l + 1) holds
 // δ^(l+1) and ws.activation(l) holds a^(l), samples as columns.
 template <class T>
 void backward_pass(const Architecture& arch, const T* params, const ConstMatrixMap<T>& input,
-                   Workspace<T>& ws, T* grads, bool accumulate, const Team& team, bool dropped = false) {
+                   Workspace<T>& ws, T* grads, bool accumulate, const Team& team, bool dropped = false,
+                   const FusedStep<T>* step = nullptr) {
   const Index L = arch.n_layers(), B = input.cols();
+  if (step) std::fill(step->probes, step->probes + team.size(), T(0));
   for (Index l = L - 1; l >= 0; --l) {
     const MatrixMap<T> D = ws.delta(l + 1, B);
     WeightMap<T> dW = arch.W(grads, l);
@@ -178,7 +195,8 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
     const ConstMatrixMap<T> A_prev =
         l == 0 ? input : ConstMatrixMap<T>(ws.output_data(l, dropped), arch.n_in(l), B);
     const Index n_out = arch.n_out(l), n_in = arch.n_in(l), below = l - 1;
-    team.parallel([&](const Part& part) {
+    const double macs = double(B) * double(n_out) * double(n_in) * (l > 0 ? 2.0 : 1.0);
+    team.parallel(macs, [&](const Part& part) {
       dense_parameter_gradients(D, A_prev, dW, db, accumulate, part.begin(n_out), part.count(n_out));
       if (l > 0) {  // δ of the layer below; the input layer needs none
         MatrixMap<T> D_prev = ws.delta(l, B);
@@ -197,6 +215,15 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
         if (arch.has_norm(below))
           layer_norm_parameter_gradients(D_prev.data(), ws.z_hat_data(below), arch.gamma(grads, below),
                                          arch.beta(grads, below), n_in, B, accumulate, r0, rows);
+      }
+      if (step) {
+        T probe = 0;
+        for (const Index updated : {l + 1, l == 0 ? Index(0) : L}) {
+          if (updated >= L) continue;
+          const Index n = arch.n_out(updated);
+          probe += step->rule.update_rows(step->params, grads, updated, part.begin(n), part.count(n));
+        }
+        step->probes[part.id] += probe;
       }
     });
     if (l > 0 && arch.has_norm(below)) {  // δ_z^(l) = LN'ᵀ(δ_u^(l)), by whole columns

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "thread_pool.hpp"
 #include "types.hpp"
@@ -62,8 +63,6 @@ class LoadMonitor {
 
   // Whether the next step wakes the workers.
   bool share() const {
-    const int forced = sharing_override().load(std::memory_order_relaxed);
-    if (forced >= 0) return forced == 1;
     return stage_ == Stage::trial_alone ? false : stage_ == Stage::trial_shared ? true : exploit_shared_;
   }
 
@@ -123,9 +122,24 @@ class LoadMonitor {
 
 class Team {
  public:
+  static constexpr double kMinSharedMacs = 1 << 17;
+
+
   explicit Team(int size = 1, bool share = false) : size_(size < 1 ? 1 : size), share_(share) {}
 
   int size() const { return size_; }
+
+  // As parallel, for a phase of `macs` multiply-adds: one too small to pay
+  // for waking a worker (a few microseconds) runs as a single part on the
+  // calling thread. The choice depends on the shapes only, so results stay
+  // the same for a given team size.
+  template <class F>
+  void parallel(double macs, F&& f) const {
+    if (macs < kMinSharedMacs)
+      f(Part{0, 1});
+    else
+      parallel(std::forward<F>(f));
+  }
 
   // Runs f(part) for every part of a phase split `size()` ways and returns
   // when all are done.
@@ -184,6 +198,11 @@ void run_team(double macs, int cap, F&& f) {
   const int size = team_size_for(macs, cap);
   if (size == 1 || WorkerPool::for_this_thread().max_threads() == 1) {
     f(Team(size, false));
+    return;
+  }
+  const int forced = sharing_override().load(std::memory_order_relaxed);
+  if (forced >= 0) {  // a forced mode's steps would mislead the monitor's next decisions
+    f(Team(size, forced == 1));
     return;
   }
   LoadMonitor& monitor = LoadMonitor::for_this_thread();

@@ -239,6 +239,9 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
   const int team_cap = max_team_size();
   T* const probes = scratch.probes(team_cap);
   const Index L = arch.n_layers();
+  // The step is taken inside the backward pass (FusedStep) unless it needs
+  // the whole gradient first: for a norm clip, or to record its norms.
+  const bool fused_step = config.clip_norm == 0 && !record_grad_norms;
 
   EpochResult result;
   if (record_grad_norms) result.weight_grad_norm_sums.assign(L, 0.0);
@@ -271,6 +274,15 @@ EpochResult train_epoch(const Architecture& arch, T* params, const OptimizerConf
       stats = output_loss(arch.loss(), arch.activation(L - 1), out, batch, &delta, scale, output_input(arch, ws));
       loss_finite = std::isfinite(stats.loss_sum);
       if (!loss_finite) return;
+      if (fused_step) {
+        const StepRule<T> rule(arch, step_config, state, backup, grads);
+        const FusedStep<T> step{rule, params, probes};
+        backward_pass(arch, params, input, ws, grads, false, team, true, &step);
+        T total = 0;
+        for (int i = 0; i < team.size(); ++i) total += probes[i];
+        update_finite = rule.finish(params, grads, total);
+        return;
+      }
       backward_pass(arch, params, input, ws, grads, false, team, true);
       if (record_grad_norms)  // before the step overwrites the gradients
         for (Index l = 0; l < L; ++l) result.weight_grad_norm_sums[l] += double(arch.W(grads, l).norm());
