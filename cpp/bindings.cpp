@@ -345,11 +345,14 @@ class Model {
 
   Index n_params() const { return arch_.n_params(); }
 
-  py::array forward(py::array params, const py::array& X) const {
+  // check_finite: refuse NaN and ±inf in X (the caller's checks may leave
+  // that to this scan, far cheaper than NumPy's for a single row).
+  py::array forward(py::array params, const py::array& X, bool check_finite) const {
     return dispatch(params, [&](auto tag) -> py::array {
       using T = decltype(tag);
       const T* p = flat_input<T>(params, "params", arch_.n_params());
       const DataSource<T> x = data_source<T>(X, "X", arch_.n_inputs());
+      if (check_finite && !all_finite(x)) throw py::value_error("X contains NaN or infinity");
       py::array_t<T> out({x.rows, arch_.n_outputs()});
       T* o = out.mutable_data();
       ScratchLease<T> scratch = lease<T>();
@@ -693,8 +696,8 @@ PYBIND11_MODULE(BACKPROP_MODULE_NAME, m) {
            py::arg("sizes"), py::arg("activations"), py::arg("loss"), py::arg("norms") = std::vector<bool>{},
            py::arg("dropout") = std::vector<double>{}, py::arg("dropout_seed") = 0)
       .def_property_readonly("n_params", &Model::n_params)
-      .def("forward", &Model::forward, py::arg("params"), py::arg("X"),
-           "A^(L) for every row of X: (n_samples, n_out).")
+      .def("forward", &Model::forward, py::arg("params"), py::arg("X"), py::arg("check_finite") = false,
+           "A^(L) for every row of X: (n_samples, n_out); with check_finite, ValueError for NaN or ±inf in X.")
       .def("evaluate", &Model::evaluate, py::arg("params"), py::arg("X"), py::arg("labels") = py::none(),
            py::arg("targets") = py::none(), py::arg("weights") = py::none(),
            "(Σ w·loss, Σ w·correct classifications, Σ w), w = 1 without weights.")

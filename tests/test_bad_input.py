@@ -137,6 +137,26 @@ def test_finiteness_of_a_large_X(bad):
             net.forward(X)
 
 
+@pytest.mark.parametrize("layout", ["one row", "fortran", "every other column", "reversed rows"])
+def test_forward_finds_nonfinite_values_in_any_layout(backend, layout):
+    # forward leaves the scan for NaN and ±inf to the backend (the core's for
+    # native), which reads X through its strides: a view must be scanned
+    # exactly over the values it shows.
+    net = bp.Network([4, 3], dtype="float64", seed=0, backend=backend)
+    base = np.arange(48, dtype=np.float64).reshape(6, 8)
+    view = {"one row": lambda A: A[2:3, :4], "fortran": lambda A: np.asfortranarray(A[:, :4]),
+            "every other column": lambda A: A[:, ::2], "reversed rows": lambda A: A[::-1, 4:]}[layout]
+    hidden = base.copy()
+    hidden[2, 5 if layout == "one row" else 1] = np.nan  # outside the view
+    if layout == "fortran":  # a copy: nothing outside it
+        hidden = base
+    assert np.isfinite(net.forward(view(hidden))).all()
+    shown = base.copy()
+    shown[2, 2 if layout != "reversed rows" else 7] = np.inf
+    with pytest.raises(ValueError, match=r"\bX\b.*(NaN|inf)"):
+        net.forward(view(shown))
+
+
 @pytest.mark.parametrize("entry", X_ENTRIES)
 def test_X_beyond_the_range_of_float32(backend, entry):
     # Finite in float64 but infinite once converted to the network's float32.

@@ -21,6 +21,21 @@ struct DataSource {
   const T* row(Index i) const { return data + i * row_stride; }
 };
 
+// Whether every value of src is finite (no NaN, no ±inf): x·0 is 0 exactly
+// for finite x, so one vectorised sum per row decides.
+template <class T>
+bool all_finite(const DataSource<T>& src) {
+  for (Index i = 0; i < src.rows; ++i) {
+    const T* row = src.row(i);
+    const std::ptrdiff_t step = src.col_stride;
+    T probe = 0;
+#pragma omp simd reduction(+ : probe)
+    for (Index k = 0; k < src.cols; ++k) probe += row[k * step] * T(0);
+    if (probe != T(0)) return false;
+  }
+  return true;
+}
+
 // dst (cols, contiguous) ← row i of src.
 template <class T>
 void copy_row(const DataSource<T>& src, Index i, T* dst) {

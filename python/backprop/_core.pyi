@@ -84,8 +84,8 @@ class Model:
     ) -> None: ...
     @property
     def n_params(self) -> int: ...
-    def forward(self, params: _FloatArray, X: _FloatArray) -> _FloatArray:
-        """A^(L) for every row of X: (n_samples, n_out)."""
+    def forward(self, params: _FloatArray, X: _FloatArray, check_finite: bool = False) -> _FloatArray:
+        """A^(L) for every row of X: (n_samples, n_out); with check_finite, ValueError for NaN or ±inf in X."""
     def evaluate(
         self,
         params: _FloatArray,

@@ -57,8 +57,8 @@ class NativeBackend:
                                  [float(p) for p in dropout] if dropout is not None else [0.0] * n_hidden,
                                  int(dropout_seed))
 
-    def forward(self, params, X):
-        return self.model.forward(params, _aligned(X, self.dtype))
+    def forward(self, params, X, check_finite=False):
+        return self.model.forward(params, _aligned(X, self.dtype), check_finite)
 
     def evaluate(self, params, X, labels=None, targets=None, weights=None):
         return self.model.evaluate(params, _aligned(X, self.dtype), _labels(labels),

@@ -144,8 +144,10 @@ class NumpyBackend:
     # Overflow in these passes shows up as inf/NaN in the results, as in the
     # native core; NumPy's floating-point warnings are silenced to match.
     @np.errstate(all="ignore")
-    def forward(self, params, X):
-        """A^(L) for every row of X: (n_samples, n_out)."""
+    def forward(self, params, X, check_finite=False):
+        """A^(L) for every row of X: (n_samples, n_out); with check_finite, ValueError for NaN or ±inf in X."""
+        if check_finite and not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
         return self._forward_all(params, X, logits_out=False)[0][-1]
 
     def _targets(self, labels, targets, n_out):

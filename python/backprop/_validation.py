@@ -73,9 +73,13 @@ def _check_finite(name, array):
     raise ValueError(f"{name} contains NaN or infinity")
 
 
-def convert_finite(name, array, dtype):
+def convert_finite(name, array, dtype, finite=True):
     """`array` as `dtype` (no copy if it already is), refusing NaN, ±inf, and
-    values too large for `dtype` (which the conversion would turn into ±inf)."""
+    values too large for `dtype` (which the conversion would turn into ±inf).
+    With ``finite=False`` an array that needs no conversion is returned
+    unchecked: the caller has it scanned for NaN and ±inf itself."""
+    if not finite and array.dtype == dtype:
+        return array
     _check_finite(name, array)
     with np.errstate(over="ignore"):
         converted = array.astype(dtype, copy=False)
@@ -87,11 +91,11 @@ def convert_finite(name, array, dtype):
     return converted
 
 
-def check_X(X, n_features, dtype, name="X"):
+def check_X(X, n_features, dtype, name="X", finite=True):
     """X as a 2-D array of `dtype` with `n_features` columns, finite, non-empty.
 
     Returns the caller's array itself when it already has `dtype` (never
-    modified), else a converted copy.
+    modified), else a converted copy. ``finite=False``: see convert_finite.
     """
     array = as_real_array(name, X)
     if array.ndim != 2:
@@ -102,7 +106,7 @@ def check_X(X, n_features, dtype, name="X"):
     if array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features (columns), but the network expects "
                          f"{n_features}")
-    return convert_finite(name, array, dtype)
+    return convert_finite(name, array, dtype, finite)
 
 
 def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):

@@ -369,7 +369,10 @@ class Network:
         ndarray, (n_samples, n_out), the network's dtype. For a softmax output,
         rows of class probabilities.
         """
-        return self._backend.forward(self._params, self._check_X(X))
+        # The backend scans X for NaN and ±inf itself: for one row the core's
+        # scan costs nanoseconds where NumPy's costs a microsecond.
+        X = check_X(X, self.sizes[0], self.dtype, finite=False)
+        return self._backend.forward(self._params, X, check_finite=True)
 
     def predict(self, X):
         """Predictions for each row of X.
