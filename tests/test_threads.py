@@ -85,3 +85,34 @@ def test_same_bits_whoever_runs_the_parts(dtype, restore_threads):
         results.append([layer.W.copy() for layer in net.layers] + [net.forward(X)])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda lr: bp.SGD(lr=lr),
+    lambda lr: bp.SGD(lr=lr, momentum=0.9, nesterov=True),
+    lambda lr: bp.Adam(lr=lr),
+    lambda lr: bp.SGD(lr=lr, clip_value=1.0),  # clipping by value keeps the step inside the backward pass
+], ids=["sgd", "nesterov", "adam", "clip-value"])
+@pytest.mark.parametrize("mode", [0, 1], ids=["alone", "shared"])
+def test_a_nonfinite_update_inside_the_backward_pass_is_undone_exactly(make_optimizer, mode, restore_threads):
+    # Each layer's rows are updated in a later phase of the backward pass than
+    # the one that computed their gradient; an update that comes out infinite
+    # anywhere (lr = 1e39 is inf in float32) must leave every parameter and
+    # the optimizer's state exactly as the last finite step left them.
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(256, 300)).astype(np.float32), rng.integers(0, 10, 256)
+    bp.set_num_threads(2)
+    _core._set_sharing(mode)
+    net = bp.Network([300, 256, 256, 10], dtype="float32", seed=0)  # a team of 2 at batch 64
+    optimizer = make_optimizer(1e-3)
+    net.fit(X, y, epochs=1, batch_size=64, optimizer=optimizer)
+    params = net.parameters().copy()
+    state = {name: np.array(value, copy=True) for name, value in optimizer.state.items()}
+    steps = optimizer.step_count
+    optimizer.lr = 1e39
+    with pytest.raises(FloatingPointError, match="update"):
+        net.fit(X, y, epochs=1, batch_size=64, optimizer=optimizer)
+    np.testing.assert_array_equal(net.parameters(), params)
+    assert optimizer.step_count == steps
+    for name, value in state.items():
+        np.testing.assert_array_equal(optimizer.state[name], value)
