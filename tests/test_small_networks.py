@@ -56,3 +56,19 @@ def test_training_of_odd_shapes(sizes, batch_size):
     for r, n in zip(reference.layers, native.layers):
         np.testing.assert_allclose(n.W, r.W, rtol=1e-7, atol=1e-10)
         np.testing.assert_allclose(n.b, r.b, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sizes", [[5, 17, 3], [3, 5, 33, 1], [1, 3, 1]], ids=lambda s: "-".join(map(str, s)))
+def test_gradients_summed_over_chunks(sizes, dtype):
+    # Over more rows than one inference chunk (1024) the core adds each chunk's
+    # weight gradients to the last (the kernel's accumulate mode, through its
+    # row tails as well): still the NumPy backend's mean gradient.
+    loss = "cross_entropy" if sizes[-1] > 1 else "mse"
+    reference, native = pair(sizes, dtype, loss)
+    X, y = make_data(loss, 2500, sizes[0], sizes[-1], seed=5)
+    (ref_loss, ref_grads), (nat_loss, nat_grads) = reference.gradients(X, y), native.gradients(X, y)
+    assert nat_loss == pytest.approx(ref_loss, rel=RTOL[dtype])
+    for (rW, rb), (nW, nb) in zip(ref_grads, nat_grads):
+        np.testing.assert_allclose(nW, rW, rtol=RTOL[dtype], atol=atol(dtype))
+        np.testing.assert_allclose(nb, rb, rtol=RTOL[dtype], atol=atol(dtype))

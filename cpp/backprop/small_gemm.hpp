@@ -21,6 +21,10 @@
 
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "types.hpp"
 
 // Eigen's packet types are vector types whose alignment attributes GCC
@@ -128,13 +132,64 @@ void gemm_row_panel(const GemmOperands<T>& o, Index i0, Index i1, Index N) {
   }
 }
 
+#if defined(__AVX512F__)
+// AVX-512 loads and stores under a mask, so the last rows [i0, i0 + rows)
+// (fewer than a packet) take one packet instead of half packets and scalars:
+// a 10-unit output layer is one masked packet. Lanes beyond the rows are
+// neither read nor written; each element still gets one fused multiply-add
+// per k, in order, as everywhere else in this file.
+inline __m512 masked_load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512d masked_load(__mmask8 m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+inline void masked_store(float* p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
+inline void masked_store(double* p, __mmask8 m, __m512d v) { _mm512_mask_storeu_pd(p, m, v); }
+
+template <int NR, class T>
+void gemm_masked_block(const GemmOperands<T>& o, Index i0, Index rows, Index j0) {
+  namespace ei = Eigen::internal;
+  using Packet = typename ei::packet_traits<T>::type;  // the 512-bit packet
+  using Mask = std::conditional_t<std::is_same_v<T, float>, __mmask16, __mmask8>;
+  const Mask mask = static_cast<Mask>((1u << rows) - 1);
+  Packet acc[NR];
+  for (int c = 0; c < NR; ++c) acc[c] = ei::pset1<Packet>(T(0));
+  const T* a = o.a + i0;
+  const T* b = o.b + j0 * o.b_col;
+  for (Index k = 0; k < o.K; ++k, a += o.lda, b += o.b_row) {
+    const Packet av = masked_load(mask, a);
+    for (int c = 0; c < NR; ++c) acc[c] = ei::pmadd(av, ei::pset1<Packet>(b[c * o.b_col]), acc[c]);
+  }
+  for (int c = 0; c < NR; ++c) {
+    T* dst = o.c + (j0 + c) * o.ldc + i0;
+    masked_store(dst, mask, o.accumulate ? ei::padd(masked_load(mask, dst), acc[c]) : acc[c]);
+  }
+}
+
+// Every column of C for the last rows [i0, i0 + rows).
+template <class T>
+void gemm_masked_panel(const GemmOperands<T>& o, Index i0, Index rows, Index N) {
+  Index j = 0;
+  for (; j + kBlockCols <= N; j += kBlockCols) gemm_masked_block<kBlockCols>(o, i0, rows, j);
+  switch (N - j) {
+    case 3: gemm_masked_block<3>(o, i0, rows, j); break;
+    case 2: gemm_masked_block<2>(o, i0, rows, j); break;
+    case 1: gemm_masked_block<1>(o, i0, rows, j); break;
+    default: break;
+  }
+}
+#endif
+
 // Rows from i on with packets of type Packet, one at a time, then with its
-// half packet, down to scalars.
+// half packet, down to scalars (with AVX-512: one masked packet).
 template <class Packet, class T>
 void gemm_tail_rows(const GemmOperands<T>& o, Index i, Index M, Index N) {
   using Half = typename Eigen::internal::unpacket_traits<Packet>::half;
   constexpr Index S = Eigen::internal::unpacket_traits<Packet>::size;
   for (; i + S <= M; i += S) gemm_row_panel<Packet, 1>(o, i, i + S, N);
+#if defined(__AVX512F__)
+  if constexpr (S * sizeof(T) == 64) {
+    if (i < M) gemm_masked_panel(o, i, M - i, N);
+    return;
+  }
+#endif
   if constexpr (Eigen::internal::unpacket_traits<Half>::size < S)
     gemm_tail_rows<Half>(o, i, M, N);
   else if (i < M)
