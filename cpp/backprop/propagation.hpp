@@ -216,14 +216,13 @@ void backward_pass(const Architecture& arch, const T* params, const ConstMatrixM
           layer_norm_parameter_gradients(D_prev.data(), ws.z_hat_data(below), arch.gamma(grads, below),
                                          arch.beta(grads, below), n_in, B, accumulate, r0, rows);
       }
-      if (step) {
-        T probe = 0;
-        for (const Index updated : {l + 1, l == 0 ? Index(0) : L}) {
-          if (updated >= L) continue;
-          const Index n = arch.n_out(updated);
-          probe += step->rule.update_rows(step->params, grads, updated, part.begin(n), part.count(n));
-        }
-        step->probes[part.id] += probe;
+      if (step) {  // this part's rows of layer l + 1, and in the last phase of layer 0
+        const auto update = [&](Index layer) {
+          const Index n = arch.n_out(layer);
+          step->probes[part.id] += step->rule.update_rows(step->params, grads, layer, part.begin(n), part.count(n));
+        };
+        if (l + 1 < L) update(l + 1);
+        if (l == 0) update(0);
       }
     });
     if (l > 0 && arch.has_norm(below)) {  // δ_z^(l) = LN'ᵀ(δ_u^(l)), by whole columns

@@ -110,26 +110,31 @@ void gemm_scalar_block(const GemmOperands<T>& o, Index i0, Index i1, Index j0) {
 
 constexpr int kBlockCols = 4;
 
+// Calls block(integral_constant<int, NR>, j0) for column blocks covering
+// [0, N): of kBlockCols columns, then one of 3, 2 or 1.
+template <class Block>
+void for_column_blocks(Index N, Block&& block) {
+  Index j = 0;
+  for (; j + kBlockCols <= N; j += kBlockCols) block(std::integral_constant<int, kBlockCols>{}, j);
+  switch (N - j) {
+    case 3: block(std::integral_constant<int, 3>{}, j); break;
+    case 2: block(std::integral_constant<int, 2>{}, j); break;
+    case 1: block(std::integral_constant<int, 1>{}, j); break;
+    default: break;
+  }
+}
+
 // Every column of C for the row block at i0 (MR packets, or scalar rows
 // [i0, i1) when MR is 0).
 template <class Packet, int MR, class T>
 void gemm_row_panel(const GemmOperands<T>& o, Index i0, Index i1, Index N) {
-  Index j = 0;
-  const auto block = [&](auto cols) {
+  for_column_blocks(N, [&](auto cols, Index j) {
     constexpr int NR = decltype(cols)::value;
     if constexpr (MR == 0)
       gemm_scalar_block<NR>(o, i0, i1, j);
     else
       gemm_block<Packet, MR, NR>(o, i0, j);
-    j += NR;
-  };
-  while (j + kBlockCols <= N) block(std::integral_constant<int, kBlockCols>{});
-  switch (N - j) {
-    case 3: block(std::integral_constant<int, 3>{}); break;
-    case 2: block(std::integral_constant<int, 2>{}); break;
-    case 1: block(std::integral_constant<int, 1>{}); break;
-    default: break;
-  }
+  });
 }
 
 #if defined(__AVX512F__)
@@ -166,14 +171,7 @@ void gemm_masked_block(const GemmOperands<T>& o, Index i0, Index rows, Index j0)
 // Every column of C for the last rows [i0, i0 + rows).
 template <class T>
 void gemm_masked_panel(const GemmOperands<T>& o, Index i0, Index rows, Index N) {
-  Index j = 0;
-  for (; j + kBlockCols <= N; j += kBlockCols) gemm_masked_block<kBlockCols>(o, i0, rows, j);
-  switch (N - j) {
-    case 3: gemm_masked_block<3>(o, i0, rows, j); break;
-    case 2: gemm_masked_block<2>(o, i0, rows, j); break;
-    case 1: gemm_masked_block<1>(o, i0, rows, j); break;
-    default: break;
-  }
+  for_column_blocks(N, [&](auto cols, Index j) { gemm_masked_block<decltype(cols)::value>(o, i0, rows, j); });
 }
 #endif
 

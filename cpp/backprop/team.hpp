@@ -124,7 +124,6 @@ class Team {
  public:
   static constexpr double kMinSharedMacs = 1 << 17;
 
-
   explicit Team(int size = 1, bool share = false) : size_(size < 1 ? 1 : size), share_(share) {}
 
   int size() const { return size_; }

@@ -14,6 +14,7 @@ import numpy as np
 from ._architecture import ELU_ALPHA, LEAKY_RELU_SLOPE
 from ._dropout_mask import dropout_mask
 from ._layout import Layout
+from ._validation import refuse_nonfinite
 
 
 def _sigmoid(z):
@@ -146,8 +147,8 @@ class NumpyBackend:
     @np.errstate(all="ignore")
     def forward(self, params, X, check_finite=False):
         """A^(L) for every row of X: (n_samples, n_out); with check_finite, ValueError for NaN or ±inf in X."""
-        if check_finite and not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity")
+        if check_finite:
+            refuse_nonfinite("X", X)
         return self._forward_all(params, X, logits_out=False)[0][-1]
 
     def _targets(self, labels, targets, n_out):

@@ -53,7 +53,7 @@ def as_real_array(name, value):
     return array
 
 
-def _check_finite(name, array):
+def refuse_nonfinite(name, array):
     if array.dtype.kind != "f" or not array.size:
         return
     if array.size <= 65536:  # small (one sample to predict): the cheapest call
@@ -80,12 +80,12 @@ def convert_finite(name, array, dtype, finite=True):
     unchecked: the caller has it scanned for NaN and ±inf itself."""
     if not finite and array.dtype == dtype:
         return array
-    _check_finite(name, array)
+    refuse_nonfinite(name, array)
     with np.errstate(over="ignore"):
         converted = array.astype(dtype, copy=False)
     if converted is not array:
         try:
-            _check_finite(name, converted)
+            refuse_nonfinite(name, converted)
         except ValueError:
             raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name}") from None
     return converted
@@ -122,7 +122,7 @@ def check_targets(y, loss, n_samples, n_outputs, dtype, name="y"):
     if array.ndim == 0 or array.shape[0] != n_samples:
         got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} samples"
         raise ValueError(f"{name} has {got}, but X has {n_samples}: they need one target per sample")
-    _check_finite(name, array)
+    refuse_nonfinite(name, array)
 
     if loss == "cross_entropy" and array.ndim == 1:
         if array.dtype.kind == "b":
