@@ -157,6 +157,42 @@ def test_forward_finds_nonfinite_values_in_any_layout(backend, layout):
         net.forward(view(shown))
 
 
+LARGE_VIEWS = {  # views of a (604, 600) array: X as a caller may hold it, and whether the core scans it
+    "rows in runs": (lambda A: A[:, :300], True),
+    "columns in runs": (lambda A: A.T[:, :300], True),
+    "reversed rows": (lambda A: A[::-1, :300], True),
+    "every other row": (lambda A: A[::2, :300], True),
+    "every other column": (lambda A: A[:, ::2], False),  # no contiguous run: NumPy's sum decides
+}
+
+
+@pytest.mark.parametrize("layout", list(LARGE_VIEWS) + ["float16"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_large_X_is_scanned_in_any_layout(layout, bad):
+    # Large inputs (over 65,536 values) are scanned for NaN and ±inf by the
+    # core where their values lie in contiguous runs, by NumPy otherwise:
+    # either way one bad value anywhere in X is refused, and nothing around
+    # it (NaN everywhere X does not show) is read.
+    from backprop import _core
+    if layout == "float16":
+        X, scanned_by_core = np.zeros((302, 300), np.float16), False
+    else:
+        view, scanned_by_core = LARGE_VIEWS[layout]
+        backing = np.full((604, 600), np.nan)
+        view(backing)[...] = 0.0
+        X = view(backing)
+    assert X.size > 65536 and np.isfinite(X).all()
+    assert (_core.all_finite(X) is not None) == scanned_by_core
+    net = bp.Network([300, 3], dtype="float64", seed=0)
+    y = np.zeros(X.shape[0], dtype=int)
+    if bad is None:
+        net.evaluate(X, y)
+        return
+    X[-1, -1] = bad
+    with pytest.raises(ValueError, match=r"\bX\b.*(NaN|inf)"):
+        net.evaluate(X, y)
+
+
 @pytest.mark.parametrize("entry", X_ENTRIES)
 def test_X_beyond_the_range_of_float32(backend, entry):
     # Finite in float64 but infinite once converted to the network's float32.

@@ -21,17 +21,33 @@ struct DataSource {
   const T* row(Index i) const { return data + i * row_stride; }
 };
 
+namespace detail {
+
+// Σ x·0 over n values `step` apart: 0 exactly when every one is finite.
+template <class T>
+T nonfinite_probe(const T* x, Index n, std::ptrdiff_t step) {
+  T probe = 0;
+  if (step == 1) {  // contiguous: plain vector loads
+#pragma omp simd reduction(+ : probe)
+    for (Index k = 0; k < n; ++k) probe += x[k] * T(0);
+  } else {
+    for (Index k = 0; k < n; ++k) probe += x[k * step] * T(0);
+  }
+  return probe;
+}
+
+}  // namespace detail
+
 // Whether every value of src is finite (no NaN, no ±inf): x·0 is 0 exactly
-// for finite x, so one vectorised sum per row decides.
+// for finite x, so one sum decides. Read along whichever dimension is
+// contiguous.
 template <class T>
 bool all_finite(const DataSource<T>& src) {
-  for (Index i = 0; i < src.rows; ++i) {
-    const T* row = src.row(i);
-    const std::ptrdiff_t step = src.col_stride;
-    T probe = 0;
-#pragma omp simd reduction(+ : probe)
-    for (Index k = 0; k < src.cols; ++k) probe += row[k * step] * T(0);
-    if (probe != T(0)) return false;
+  const bool by_columns = src.col_stride != 1 && src.row_stride == 1;
+  const Index lines = by_columns ? src.cols : src.rows, length = by_columns ? src.rows : src.cols;
+  for (Index i = 0; i < lines; ++i) {
+    const T* first = by_columns ? src.data + i * src.col_stride : src.row(i);
+    if (detail::nonfinite_probe(first, length, by_columns ? 1 : src.col_stride) != T(0)) return false;
   }
   return true;
 }

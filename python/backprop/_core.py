@@ -53,6 +53,7 @@ Model = _module.Model
 Dataset = _module.Dataset
 OptimizerConfig = _module.OptimizerConfig
 OptimizerKind = _module.OptimizerKind
+all_finite = _module.all_finite
 build_info = _module.build_info
 set_num_threads = _module.set_num_threads
 get_num_threads = _module.get_num_threads

@@ -157,6 +157,9 @@ class _BuildInfo(TypedDict):
     eigen: str
     simd: str
 
+def all_finite(a: npt.NDArray[Any]) -> Optional[bool]:
+    """Whether every value of a float32 or float64 array of 1 or 2 dimensions is finite; None for other arrays."""
+
 def build_info() -> _BuildInfo:
     """Level, compiler, OpenMP, Eigen version and SIMD of this build."""
 
