@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import importlib
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,6 +33,7 @@ LABELS = {
     "sklearn": "sklearn MLP",
     "floor": "BLAS floor",
     "onnxruntime": "onnxruntime",
+    "native_plain": "native plain W1",
 }
 
 #: Batches of an untimed ``prime`` run.
@@ -426,9 +428,11 @@ class BlasFloor:
 # -- construction ---------------------------------------------------------------------------------
 
 def make_trainer(name, workload, init_params):
-    """The trainer of peer `name` ('native', 'numpy', 'torch', 'sklearn' or 'floor')."""
+    """The trainer of peer `name` ('native', 'numpy', 'torch', 'sklearn', 'floor' or 'native_plain')."""
     if name in ("native", "numpy"):
         return BackpropTrainer(name, workload, init_params)
+    if name == "native_plain":  # W10/W11 without their dropout or LayerNorm, timed beside them: what those cost
+        return BackpropTrainer("native", replace(workload, dropout=0.0, norm=None), init_params)
     if name == "torch":
         return TorchTrainer(workload, init_params)
     if name == "sklearn":

@@ -142,7 +142,7 @@ def _format_load(load):
 def _peer_rows(seconds, samples=None):
     native = seconds.get("native")
     rows = []
-    for name in list(PEER_NAMES) + ["floor"]:
+    for name in ["native", "native_plain"] + list(PEER_NAMES[1:]) + ["floor"]:
         if name not in seconds:
             continue
         s = seconds[name]

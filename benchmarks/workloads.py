@@ -197,8 +197,8 @@ def goals():
                        f"native default / best fixed setting ({key}, idle)")]
     table += [
         Goal("W8", "W8", "ratio", "torch", 0.45, "native / PyTorch, Adam"),
-        Goal("W10", "W10", "cost", "native", 1.15, "native W1 with dropout 0.2 / native W1"),
-        Goal("W11", "W11", "cost", "native", 1.15, "native W1 with LayerNorm / native W1"),
+        Goal("W10", "W10", "cost", "native", 1.15, "native W1 with dropout 0.2 / plain W1 beside it"),
+        Goal("W11", "W11", "cost", "native", 1.15, "native W1 with LayerNorm / plain W1 beside it"),
         Goal("mem", "memory", "memory", "native", 1.0, "native fit memory / bound (W1)"),
     ]
     for key in ("W1", "W2"):

@@ -64,6 +64,11 @@ def test_json_holds_every_workload(smoke_run):
     for key in ("W10", "W11"):  # W1 with dropout, with LayerNorm: scikit-learn's MLP has neither
         assert "sklearn" not in workloads[key]["seconds"] and "numpy" in workloads[key]["seconds"]
         assert workloads[key]["workload"]["dropout"] or workloads[key]["workload"]["norm"] == "layer"
+        if native:  # their cost goals divide by plain W1 timed in the same rotation
+            assert workloads[key]["seconds"]["native_plain"] > 0
+            cost = next(g for g in results["goals"] if g["id"] == key)
+            assert cost["measured"] == pytest.approx(workloads[key]["seconds"]["native"]
+                                                     / workloads[key]["seconds"]["native_plain"])
     assert "floor" in workloads["W1"]["seconds"]
     assert set(workloads["W5"]["seconds"]) >= {"numpy", "floor"}
     assert "numpy" in workloads["W5.1"]["microseconds"]
